@@ -1,0 +1,360 @@
+/*
+ * Creating a container: caller -> intermediate (exits at once, so the caller never owns the
+ * monitor) -> monitor (clones the container, writes id maps and cgroups, then execs the small
+ * llmos-shim binary) -> container child (the ordered steps, then execve).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "rootfs.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static void join_namespaces(const struct llmos_plan *p, int sync_fd, int want_pid)
+{
+    /* The user namespace first: it grants the rights the other setns calls need. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < p->n_join; i++) {
+            int is_user = p->join_types[i] == CLONE_NEWUSER;
+            int is_pid = p->join_types[i] == CLONE_NEWPID;
+            if ((pass == 0) != is_user || is_pid != want_pid)
+                continue;
+            int fd = open(p->join_paths[i], O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                llmos_fail(sync_fd, STEP_SETNS, errno, "open %s", p->join_paths[i]);
+            if (setns(fd, p->join_types[i]) != 0)
+                llmos_fail(sync_fd, STEP_SETNS, errno, "setns %s", p->join_paths[i]);
+            close(fd);
+        }
+    }
+}
+
+static int connect_console(const struct llmos_plan *p, int sync_fd)
+{
+    if (p->console_socket == NULL)
+        return -1;
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "socket");
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", p->console_socket);
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) != 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "connect %s", p->console_socket);
+    return s;
+}
+
+/* Open a pty inside the container's devpts, hand the master over, make the slave our tty. */
+static void setup_console(const struct llmos_plan *p, int sock, int sync_fd)
+{
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "open /dev/ptmx");
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) != 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "unlock pty");
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "open pty peer");
+    if (p->console_rows > 0 && p->console_cols > 0) {
+        struct winsize ws = {.ws_row = (unsigned short)p->console_rows,
+                             .ws_col = (unsigned short)p->console_cols};
+        ioctl(master, TIOCSWINSZ, &ws);
+    }
+    char name[] = "/dev/ptmx";
+    struct iovec iov = {.iov_base = name, .iov_len = sizeof name - 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &master, sizeof(int));
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "send pty master to %s", p->console_socket);
+    close(master);
+    close(sock);
+    if (setsid() < 0 && errno != EPERM)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "setsid");
+    if (ioctl(slave, TIOCSCTTY, 0) != 0)
+        llmos_fail(sync_fd, STEP_CONSOLE, errno, "set controlling tty");
+    for (int i = 0; i < 3; i++)
+        if (dup2(slave, i) < 0)
+            llmos_fail(sync_fd, STEP_CONSOLE, errno, "dup2 pty");
+    if (slave > 2)
+        close(slave);
+}
+
+__attribute__((noreturn))
+static void container_child(const struct llmos_plan *p, int sync_fd, int go_fd, int out_w,
+                            int err_w)
+{
+    if (p->log_file != NULL) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+            llmos_fail(sync_fd, STEP_SYNC, errno, "set up stdio");
+    } else {
+        for (int i = 0; i < 3; i++)
+            if (p->stdio[i] >= 0 && p->stdio[i] != i && dup2(p->stdio[i], i) < 0)
+                llmos_fail(sync_fd, STEP_SYNC, errno, "dup2 stdio %d", i);
+    }
+    char go;
+    if (read(go_fd, &go, 1) != 1)
+        _exit(125); /* the monitor died before we were placed in our cgroups */
+    close(go_fd);
+    /* Nothing of the caller leaks into the container but stdio and preserved fds. */
+    syscall(SYS_close_range, 3 + p->n_preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+
+    join_namespaces(p, sync_fd, 0);
+    /* Only now are we in our cgroups: a cgroup namespace made here has them as its root. */
+    if ((p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) != 0)
+        llmos_fail(sync_fd, STEP_SETNS, errno, "unshare cgroup namespace");
+    if (p->clone_flags & CLONE_NEWUSER) {
+        if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0)
+            llmos_fail(sync_fd, STEP_USER, errno, "become root in the user namespace");
+    }
+    if (p->hostname != NULL && sethostname(p->hostname, strlen(p->hostname)) != 0)
+        llmos_fail(sync_fd, STEP_HOSTNAME, errno, "sethostname %s", p->hostname);
+    if (p->domainname != NULL && setdomainname(p->domainname, strlen(p->domainname)) != 0)
+        llmos_fail(sync_fd, STEP_HOSTNAME, errno, "setdomainname %s", p->domainname);
+
+    int fifo_fd = -1, console = -1;
+    if (p->rootfs != NULL) {
+        if (mount(NULL, "/", NULL, p->root_propagation, NULL) != 0)
+            llmos_fail(sync_fd, STEP_PROPAGATION, errno, "set propagation of /");
+        llmos_mount_rootfs(p, sync_fd);
+        int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            llmos_fail(sync_fd, STEP_ROOTFS, errno, "open %s", p->rootfs);
+        llmos_do_mounts(p, rootfd, sync_fd);
+        llmos_make_devices(p, rootfd, sync_fd);
+        close(rootfd);
+        if (p->exec_fifo != NULL) {
+            fifo_fd = open(p->exec_fifo, O_PATH | O_CLOEXEC);
+            if (fifo_fd < 0)
+                llmos_fail(sync_fd, STEP_WAIT_START, errno, "open %s", p->exec_fifo);
+        }
+        console = connect_console(p, sync_fd);
+        if (p->hooks_sync) {
+            llmos_send(sync_fd, LLMOS_MSG_HOOKS, 0, 0, 0, NULL);
+            char ack = 1;
+            if (read(sync_fd, &ack, 1) != 1 || ack != 0)
+                llmos_fail(sync_fd, STEP_HOOKS, 0, "hooks failed or the caller went away");
+        }
+        llmos_pivot_root(p, sync_fd);
+        llmos_write_sysctls(p, sync_fd);
+        llmos_mask_paths(p, sync_fd);
+    } else {
+        if (p->exec_fifo != NULL) {
+            fifo_fd = open(p->exec_fifo, O_PATH | O_CLOEXEC);
+            if (fifo_fd < 0)
+                llmos_fail(sync_fd, STEP_WAIT_START, errno, "open %s", p->exec_fifo);
+        }
+        console = connect_console(p, sync_fd);
+    }
+    if (console >= 0)
+        setup_console(p, console, sync_fd);
+    llmos_finish_process(p, sync_fd, fifo_fd);
+}
+
+static pid_t clone_container(const struct llmos_plan *p, int *into_cgroup)
+{
+    *into_cgroup = 0;
+    unsigned long long flags = p->clone_flags & ~(unsigned long long)CLONE_NEWCGROUP;
+    if (p->cgroup_v2_dir != NULL) {
+        int cg = open(p->cgroup_v2_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cg >= 0) {
+            struct clone_args args;
+            memset(&args, 0, sizeof args);
+            args.flags = flags | CLONE_INTO_CGROUP;
+            args.exit_signal = SIGCHLD;
+            args.cgroup = (uint64_t)cg;
+            pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+            int saved = errno;
+            if (pid == 0)
+                return 0;
+            close(cg);
+            if (pid > 0) {
+                *into_cgroup = 1;
+                return pid;
+            }
+            errno = saved;
+            /* ENOSYS (old kernel), EBUSY/EOPNOTSUPP (domain rules): write cgroup.procs. */
+        }
+    }
+    return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, 0, 0, 0, 0);
+}
+
+static int write_idmap(pid_t pid, const char *file, const char *map)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    return llmos_write_file(path, map);
+}
+
+__attribute__((noreturn))
+static void kill_and_fail(pid_t child, int sync_fd, int step, int err, const char *what)
+{
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    llmos_fail(sync_fd, step, err, "%s", what);
+}
+
+__attribute__((noreturn))
+static void monitor(const struct llmos_plan *p, int sync_fd)
+{
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, go[2];
+    if (p->log_file != NULL &&
+        (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0))
+        llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
+    if (pipe2(go, O_CLOEXEC) != 0)
+        llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
+    /* A pid namespace is joined by the parent: it applies to children only. */
+    join_namespaces(p, sync_fd, 1);
+    int into_cgroup;
+    pid_t child = clone_container(p, &into_cgroup);
+    if (child == 0) {
+        close(go[1]);
+        if (outp[0] >= 0) {
+            close(outp[0]);
+            close(errp[0]);
+        }
+        container_child(p, sync_fd, go[0], outp[1], errp[1]);
+    }
+    if (child < 0)
+        llmos_fail(sync_fd, STEP_CLONE, errno, "clone");
+    close(go[0]);
+    if (p->clone_flags & CLONE_NEWUSER) {
+        if (p->deny_setgroups && write_idmap(child, "setgroups", "deny") != 0)
+            kill_and_fail(child, sync_fd, STEP_IDMAP, errno, "write setgroups");
+        if (p->uid_map && write_idmap(child, "uid_map", p->uid_map) != 0)
+            kill_and_fail(child, sync_fd, STEP_IDMAP, errno, "write uid_map");
+        if (p->gid_map && write_idmap(child, "gid_map", p->gid_map) != 0)
+            kill_and_fail(child, sync_fd, STEP_IDMAP, errno, "write gid_map");
+    }
+    char pidbuf[32];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)child);
+    for (int i = 0; i < p->n_cgroup_procs; i++) {
+        if (into_cgroup && p->cgroup_v2_dir != NULL &&
+            strncmp(p->cgroup_procs[i], p->cgroup_v2_dir, strlen(p->cgroup_v2_dir)) == 0)
+            continue;
+        if (llmos_write_file(p->cgroup_procs[i], pidbuf) != 0) {
+            char what[600];
+            snprintf(what, sizeof what, "add pid %d to %s", (int)child, p->cgroup_procs[i]);
+            kill_and_fail(child, sync_fd, STEP_CGROUP, errno, what);
+        }
+    }
+    llmos_send(sync_fd, LLMOS_MSG_PID, (int)child, 0, 0, NULL);
+    llmos_send(sync_fd, LLMOS_MSG_SHIM, (int)getpid(), 0, 0, NULL);
+    if (write(go[1], "1", 1) != 1)
+        kill_and_fail(child, sync_fd, STEP_SYNC, errno, "release the container");
+    close(go[1]);
+    if (outp[1] >= 0) {
+        close(outp[1]);
+        close(errp[1]);
+    }
+    if (p->shim_path == NULL) {
+        /* No monitor wanted (tests of the executor alone): just reap. */
+        int st;
+        waitpid(child, &st, 0);
+        _exit(0);
+    }
+    /* The shim keeps these two pipe ends; everything else is closed on exec. */
+    int fds[2] = {outp[0], errp[0]};
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0 && fcntl(fds[i], F_SETFD, 0) != 0)
+            kill_and_fail(child, sync_fd, STEP_SHIM, errno, "fcntl");
+    char out_s[16], err_s[16];
+    snprintf(out_s, sizeof out_s, "%d", fds[0]);
+    snprintf(err_s, sizeof err_s, "%d", fds[1]);
+    char *const argv[] = {"llmos-shim", pidbuf, (char *)p->exit_file,
+                          (char *)(p->log_file ? p->log_file : "-"), out_s, err_s, NULL};
+    char *const envp[] = {NULL};
+    execve(p->shim_path, argv, envp);
+    kill_and_fail(child, sync_fd, STEP_SHIM, errno, "exec shim");
+}
+
+int llmos_spawn(const struct llmos_plan *p)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
+        return -1;
+    pid_t mid = fork();
+    if (mid < 0) {
+        int saved = errno;
+        close(sp[0]);
+        close(sp[1]);
+        errno = saved;
+        return -1;
+    }
+    if (mid == 0) {
+        close(sp[0]);
+        /* Default signal dispositions: the caller (Python) may ignore SIGPIPE etc. */
+        for (int s = 1; s < 32; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setsid();
+        pid_t mon = fork();
+        if (mon < 0)
+            llmos_fail(sp[1], STEP_FORK, errno, "fork monitor");
+        if (mon > 0)
+            _exit(0);
+        monitor(p, sp[1]);
+    }
+    close(sp[1]);
+    int st;
+    while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return sp[0];
+}
+
+int llmos_exec(const struct llmos_plan *p, int *sync_out)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
+        return -1;
+    pid_t mid = fork();
+    if (mid < 0) {
+        int saved = errno;
+        close(sp[0]);
+        close(sp[1]);
+        errno = saved;
+        return -1;
+    }
+    if (mid == 0) {
+        close(sp[0]);
+        llmos_exec_child(p, sp[1]);
+    }
+    close(sp[1]);
+    *sync_out = sp[0];
+    return mid;
+}
