@@ -1,0 +1,261 @@
+"""Push and pull against a real registry (Debian's docker-registry on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from llmos.image import (
+    Descriptor,
+    DigestMismatch,
+    ImageStore,
+    NotFound,
+    Platform,
+    Progress,
+    RegistryError,
+    RegistryUnreachable,
+    Unauthorized,
+)
+from llmos.image.manifest import MEDIA_OCI_INDEX
+
+from .conftest import Registry, build_image, free_port, new_store
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def _files(store: ImageStore, ref: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for chain in store.get(ref).chain_ids:
+        base = store.snapshotter.layer_dir(chain)
+        for p in base.rglob("*"):
+            if p.is_file():
+                out[str(p.relative_to(base))] = p.read_bytes()
+    return out
+
+
+def test_push_then_pull_round_trip(registry: Registry, tmp_path: Path) -> None:
+    src = new_store(tmp_path / "a", registry)
+    image = build_image(src, "app:1")
+    ref = f"{registry.host}/team/app:1"
+    src.tag("app:1", ref)
+    events: list[Progress] = []
+    pushed = src.push(ref, progress=events.append)
+    assert pushed.digest == image.manifest_digest
+    assert {e.action for e in events} >= {"upload", "done"}
+
+    dst = new_store(tmp_path / "b", registry)
+    pulled = dst.pull(ref)
+    assert pulled.manifest_digest == image.manifest_digest
+    assert pulled.id == image.id
+    assert [x.digest for x in pulled.layers] == [x.digest for x in image.layers]
+    assert pulled.chain_ids == image.chain_ids
+    # gzip, zstd and plain layers all unpacked
+    files = _files(dst, ref)
+    assert files["etc/os-release"] == b"ID=test\n"
+    assert files["data/blob"] == b"z" * 1000
+    assert files["etc/motd"] == b"hello from amd64\n"
+    assert dst.get(f"{registry.host}/team/app@{image.manifest_digest}").id == image.id
+
+    # a second push finds every blob present
+    events.clear()
+    src.push(ref, progress=events.append)
+    assert not [e for e in events if e.action == "upload"]
+    assert len([e for e in events if e.action == "exists"]) == 4
+
+
+def test_cross_repository_mount(plain_registry: Registry, tmp_path: Path) -> None:
+    store = new_store(tmp_path / "a", plain_registry)
+    build_image(store, "app:1")
+    first, second = f"{plain_registry.host}/one/app:1", f"{plain_registry.host}/two/app:1"
+    store.tag("app:1", first)
+    store.push(first)
+    events: list[Progress] = []
+    store.push("app:1", dest=second, progress=events.append)
+    assert len([e for e in events if e.action == "mount"]) == 4
+    assert not [e for e in events if e.action == "upload"]
+    assert new_store(tmp_path / "b", plain_registry).pull(second).id == store.get("app:1").id
+
+
+def test_multi_arch_index_picks_linux_amd64(plain_registry: Registry, tmp_path: Path) -> None:
+    src = new_store(tmp_path / "a", plain_registry)
+    amd = build_image(src, "multi:amd64", arch="amd64")
+    arm = build_image(src, "multi:arm64", arch="arm64", seed=b"arm")
+    index = {"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": [
+        {**arm.target.to_json(), "platform": {"os": "linux", "architecture": "arm64"}},
+        {**amd.target.to_json(), "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}
+    data = json.dumps(index).encode()
+    digest = src.content.write_blob(data)
+    ref = f"{plain_registry.host}/multi:latest"
+    src.set_name(ref, Descriptor(MEDIA_OCI_INDEX, digest, len(data)))
+    src.push(ref)
+
+    dst = new_store(tmp_path / "b", plain_registry)
+    pulled = dst.pull(ref)
+    assert pulled.target.digest == digest
+    assert pulled.manifest_digest == amd.manifest_digest
+    assert _files(dst, ref)["etc/motd"] == b"hello from amd64\n"
+    assert not dst.content.exists(arm.manifest_digest)  # only one platform fetched
+    arm_store = new_store(tmp_path / "c", plain_registry, platform=Platform("linux", "arm64"))
+    assert arm_store.pull(ref).manifest_digest == arm.manifest_digest
+    with pytest.raises(NotFound, match="no manifest for platform linux/s390x"):
+        dst.pull(ref, platform=Platform("linux", "s390x"))
+
+
+def _nothing_half_written(store: ImageStore, digest: str) -> None:
+    assert not store.content.exists(digest)
+    assert store.list() == []
+    assert not [s for s in store.snapshotter.walk() if s.kind != "committed"]
+    blob_dir = store.root / "blobs" / "sha256"
+    assert all(len(p.name) == 64 for p in blob_dir.iterdir())  # no temp files among blobs
+
+
+def test_corrupted_blob_is_refused(plain_registry: Registry, tmp_path: Path) -> None:
+    src = new_store(tmp_path / "a", plain_registry)
+    image = build_image(src, "app:1")
+    ref = f"{plain_registry.host}/app:1"
+    src.push("app:1", dest=ref)
+    layer = image.layers[1].digest
+    data = plain_registry.blob_data(layer)
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    dst = new_store(tmp_path / "b", plain_registry)
+    with pytest.raises(DigestMismatch, match=f"blob {layer}: content has digest"):
+        dst.pull(ref)
+    _nothing_half_written(dst, layer)
+    assert all(i.offset == 0 for i in dst.content.ingests())  # wrong bytes are not kept
+
+
+def test_truncated_blob_is_refused(plain_registry: Registry, tmp_path: Path) -> None:
+    src = new_store(tmp_path / "a", plain_registry)
+    image = build_image(src, "app:1", big=200_000)
+    ref = f"{plain_registry.host}/app:1"
+    src.push("app:1", dest=ref)
+    layer = image.layers[1].digest
+    data = plain_registry.blob_data(layer)
+    data.write_bytes(data.read_bytes()[:100_000])
+    dst = new_store(tmp_path / "b", plain_registry)
+    with pytest.raises(DigestMismatch, match="truncated: served 100000 of"):
+        dst.pull(ref)
+    _nothing_half_written(dst, layer)
+
+
+def test_manifest_whose_digest_lies_is_refused(plain_registry: Registry, tmp_path: Path) -> None:
+    src = new_store(tmp_path / "a", plain_registry)
+    image = build_image(src, "app:1")
+    ref = f"{plain_registry.host}/app:1"
+    src.push("app:1", dest=ref)
+    stored = plain_registry.blob_data(image.manifest_digest)
+    stored.write_bytes(stored.read_bytes() + b" ")  # served under the old digest
+    dst = new_store(tmp_path / "b", plain_registry)
+    with pytest.raises(DigestMismatch, match="but the registry says"):
+        dst.pull(ref)
+    with pytest.raises(DigestMismatch, match=r"not the .* asked for"):
+        dst.pull(f"{plain_registry.host}/app@{image.manifest_digest}")
+    assert dst.list() == []
+    assert list(dst.content.blobs()) == []
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_pull_resumes(plain_registry: Registry, tmp_path: Path) -> None:
+    src = new_store(tmp_path / "a", plain_registry)
+    image = build_image(src, "big:1", big=8 << 20)
+    ref = f"{plain_registry.host}/big:1"
+    src.push("big:1", dest=ref)
+    big = image.layers[1]
+    dst = new_store(tmp_path / "b", plain_registry)
+
+    def stop_half_way(event: Progress) -> None:
+        if event.action == "download" and event.item == big.digest[7:19] and \
+                event.current > big.size // 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        dst.pull(ref, progress=stop_half_way)
+    partial = [i for i in dst.content.ingests() if i.expected == big.digest]
+    assert len(partial) == 1 and 0 < partial[0].offset < big.size
+    assert not dst.content.exists(big.digest) and dst.list() == []
+
+    events: list[Progress] = []
+    pulled = dst.pull(ref, progress=events.append)
+    resumed = [e for e in events if e.action == "resume" and e.item == big.digest[7:19]]
+    assert resumed and resumed[0].current == partial[0].offset
+    downloaded = max(e.current for e in events if e.action == "download" and
+                     e.item == big.digest[7:19])
+    assert downloaded == big.size
+    assert pulled.manifest_digest == image.manifest_digest
+    assert dst.content.ingests() == []
+
+
+def test_unreachable_registry_names_the_host(tmp_path: Path) -> None:
+    port = free_port()
+    store = new_store(tmp_path)
+    with pytest.raises(RegistryUnreachable, match=f"127.0.0.1:{port}.*connection refused"):
+        store.pull(f"127.0.0.1:{port}/app:1")
+
+
+def test_missing_image_is_not_found(plain_registry: Registry, tmp_path: Path) -> None:
+    store = new_store(tmp_path, plain_registry)
+    with pytest.raises(NotFound, match=r"MANIFEST_UNKNOWN|NAME_UNKNOWN"):
+        store.pull(f"{plain_registry.host}/nothing:here")
+
+
+def test_auth_required_and_wrong_password(tmp_path: Path) -> None:
+    from .conftest import start_registry, stop_registry
+
+    reg = start_registry(tmp_path, auth=True)
+    try:
+        store = new_store(tmp_path / "s")
+        build_image(store, "app:1")
+        with pytest.raises(Unauthorized, match="no credentials"):
+            store.push("app:1", dest=f"{reg.host}/app:1")
+        reg.config.credentials[reg.host] = ("tester", "wrong")
+        bad = new_store(tmp_path / "s2", reg)
+        build_image(bad, "app:1")
+        with pytest.raises(Unauthorized):
+            bad.push("app:1", dest=f"{reg.host}/app:1")
+    finally:
+        stop_registry(reg)
+
+
+def test_tls_registry_without_our_ca_is_refused(tmp_path: Path) -> None:
+    from .conftest import start_registry, stop_registry
+
+    reg = start_registry(tmp_path, tls=True)
+    try:
+        store = new_store(tmp_path / "s")  # no CA configured: loopback means plain HTTP
+        with pytest.raises(RegistryError):
+            store.pull(f"{reg.host}/app:1")
+        reg.config.ca_files[reg.host] = os.devnull
+        with pytest.raises(RegistryError, match="cannot use CA file"):
+            new_store(tmp_path / "s2", reg).pull(f"{reg.host}/app:1")
+    finally:
+        stop_registry(reg)
+
+
+def test_bearer_token_auth_with_cross_repository_mount(token_registry: tuple[Registry, object],
+                                                       tmp_path: Path) -> None:
+    from .conftest import TokenServer
+
+    reg, tokens = token_registry
+    assert isinstance(tokens, TokenServer)
+    store = new_store(tmp_path / "a", reg)
+    image = build_image(store, "app:1")
+    store.push("app:1", dest=f"{reg.host}/one/app:1")
+    assert "repository:one/app:pull,push" in tokens.scopes
+    events: list[Progress] = []
+    store.push("app:1", dest=f"{reg.host}/two/app:1", progress=events.append)
+    assert "repository:one/app:pull" in tokens.scopes  # asked for the mount source too
+    assert len([e for e in events if e.action == "mount"]) == 4
+    pulled = new_store(tmp_path / "b", reg).pull(f"{reg.host}/two/app:1")
+    assert pulled.id == image.id
+    anonymous = new_store(tmp_path / "c")
+    with pytest.raises(Unauthorized, match="anonymous"):
+        anonymous.pull(f"{reg.host}/two/app:1")
