@@ -1,0 +1,66 @@
+"""Values the NetworkManager hands out, and the host-port probe it uses before publishing."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from llmos.network.errors import InvalidArgument
+from llmos.network.ports import PortBinding
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A container's attachment to one network, as the runtime and ``inspect`` need it."""
+
+    network: str
+    container_id: str
+    ip: IPv4Address
+    prefixlen: int
+    mac: str
+    gateway: IPv4Address
+    ifname: str
+    host_veth: str
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    id: str
+    name: str
+    bridge: str
+    subnet: IPv4Network
+    gateway: IPv4Address
+    internal: bool
+    default: bool
+    containers: tuple[str, ...]
+
+
+@dataclass
+class RestoreReport:
+    """What ``restore()`` found and mended, for the daemon's log."""
+
+    networks: list[str] = field(default_factory=list)
+    kept_endpoints: list[tuple[str, str]] = field(default_factory=list)
+    removed_endpoints: list[tuple[str, str]] = field(default_factory=list)
+    removed_links: list[str] = field(default_factory=list)
+    removed_ports: list[str] = field(default_factory=list)
+
+
+def host_port_free(binding: PortBinding) -> bool:
+    """Try to bind the host port, so we do not silently shadow a host service with DNAT."""
+    kind = socket.SOCK_STREAM if binding.proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            # TIME_WAIT leftovers must not count as "in use"; a listener still does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((binding.host_ip, binding.host_port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise InvalidArgument(
+                    f"port {binding.describe()}: {binding.host_ip} is not an address of this host"
+                ) from None
+            return False
+    return True
