@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Runtime", "__version__"]
+__all__ = ["Client", "Runtime", "__version__"]
 
 if TYPE_CHECKING:
+    from llmos.client import Client
     from llmos.runtime import Runtime
 
 
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from llmos.runtime import Runtime
 
         return Runtime
+    if name == "Client":
+        from llmos.client import Client
+
+        return Client
     raise AttributeError(f"module 'llmos' has no attribute {name!r}")

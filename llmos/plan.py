@@ -133,6 +133,7 @@ class Plan:
     console_size: tuple[int, int] = (0, 0)
     exec_fifo: str | None = None
     hooks_sync: bool = False
+    loopback_up: bool = False
     preserve_fds: int = 0
     shim_path: str | None = None
     exit_file: str | None = None

@@ -118,6 +118,7 @@ struct llmos_plan {
     int console_cols;
     const char *exec_fifo;           /* wait for `start` by opening this FIFO; NULL = run now */
     int hooks_sync;                  /* stop before pivot_root for createRuntime/createContainer */
+    int loopback_up;                 /* bring "lo" up in a new network namespace (engine) */
     int n_preserve_fds;              /* fds 3..3+n-1 stay open into the container */
 
     /* monitor */

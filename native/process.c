@@ -182,6 +182,16 @@ static void set_caps(const struct llmos_plan *p, int sync_fd)
     }
 }
 
+static void load_seccomp(const struct llmos_plan *p, int sync_fd)
+{
+    struct sock_fprog prog = {
+        .len = (unsigned short)p->seccomp_len,
+        .filter = (struct sock_filter *)p->seccomp_prog,
+    };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) != 0)
+        llmos_fail(sync_fd, STEP_SECCOMP, errno, "seccomp(SECCOMP_SET_MODE_FILTER)");
+}
+
 void llmos_finish_process(const struct llmos_plan *p, int sync_fd, int fifo_fd)
 {
     if (p->cwd != NULL && p->cwd[0] != 0) {
@@ -204,6 +214,15 @@ void llmos_finish_process(const struct llmos_plan *p, int sync_fd, int fifo_fd)
     set_rlimits(p, sync_fd);
     if (p->personality >= 0 && personality((unsigned long)p->personality) < 0)
         llmos_fail(sync_fd, STEP_PERSONALITY, errno, "personality %d", p->personality);
+    /*
+     * Without no_new_privs the kernel only lets a process holding CAP_SYS_ADMIN load a
+     * filter, so then it goes in before the capabilities are dropped (as runc does); the
+     * filter must allow what follows (setgroups, setresuid, capset, prctl), which Docker's
+     * profile does. With no_new_privs it comes last, as late as possible.
+     */
+    int seccomp_early = !p->no_new_privs && p->seccomp_len > 0;
+    if (seccomp_early)
+        load_seccomp(p, sync_fd);
     if (p->set_caps)
         drop_bounding(p, sync_fd);
     set_user(p, sync_fd);
@@ -215,14 +234,8 @@ void llmos_finish_process(const struct llmos_plan *p, int sync_fd, int fifo_fd)
     char exe[4096];
     resolve_exec(p, sync_fd, exe, sizeof exe);
 
-    if (p->seccomp_len > 0) {
-        struct sock_fprog prog = {
-            .len = (unsigned short)p->seccomp_len,
-            .filter = (struct sock_filter *)p->seccomp_prog,
-        };
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) != 0)
-            llmos_fail(sync_fd, STEP_SECCOMP, errno, "seccomp(SECCOMP_SET_MODE_FILTER)");
-    }
+    if (p->seccomp_len > 0 && !seccomp_early)
+        load_seccomp(p, sync_fd);
     if (fifo_fd >= 0) {
         /* Tell the caller of `create` we are ready, then block until `start` opens the FIFO. */
         llmos_send(sync_fd, LLMOS_MSG_READY, 0, 0, 0, NULL);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -138,6 +139,18 @@ static void container_child(const struct llmos_plan *p, int sync_fd, int go_fd, 
     if (p->clone_flags & CLONE_NEWUSER) {
         if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0)
             llmos_fail(sync_fd, STEP_USER, errno, "become root in the user namespace");
+    }
+    if (p->loopback_up && (p->clone_flags & CLONE_NEWNET)) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+        if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0)
+            llmos_fail(sync_fd, STEP_SETNS, errno, "get flags of lo");
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+            llmos_fail(sync_fd, STEP_SETNS, errno, "bring lo up");
+        close(s);
     }
     if (p->hostname != NULL && sethostname(p->hostname, strlen(p->hostname)) != 0)
         llmos_fail(sync_fd, STEP_HOSTNAME, errno, "sethostname %s", p->hostname);

@@ -41,6 +41,7 @@ def config(rootfs: str, cgroup: str) -> dict[str, Any]:
     from llmos.spec import default_spec
 
     c = default_spec(["/bin/true"]).to_dict()
+    c["ociVersion"] = "1.0.2"  # Debian's crun 1.8.1 refuses newer versions
     c["process"]["terminal"] = False
     c["root"] = {"path": rootfs}
     c["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 100}}

@@ -5,12 +5,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-USAGE = """usage: llmos [--version] COMMAND [ARGS...]
+USAGE = """usage: llmos [--version] [-H unix:///path] COMMAND [ARGS...]
 
-commands:
-  runtime    the low-level OCI runtime (runc's command line): spec, create, start, state,
+containers (through llmosd, found by -H or LLMOS_HOST like DOCKER_HOST):
+  run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, stats,
+  pause, unpause, port
+networks:
+  network create|ls|inspect|rm
+images:
+  build -t NAME DIR, bootstrap debian:bookworm, import FILE NAME, images
+system:
+  info, version
+low level:
+  runtime    the OCI runtime (runc's command line): spec, create, start, state,
              kill, delete, run, exec, list, ps, pause, resume
-  version    print the version
 
 Run 'llmos COMMAND --help' for a command's options.
 """
@@ -21,17 +29,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return 0 if args else 2
-    if args[0] in ("--version", "-v", "version"):
+    if args[0] in ("--version", "-v"):
         from llmos import __version__
 
         print(f"llmos version {__version__}")
         return 0
+    host = None
+    while args and args[0] in ("-H", "--host"):
+        if len(args) < 2:
+            sys.stderr.write("llmos: -H needs an address\n")
+            return 125
+        host, args = args[1], args[2:]
+    if not args:
+        sys.stdout.write(USAGE)
+        return 2
     if args[0] == "runtime":
         from llmos.cli import runtime_cli
 
         return runtime_cli.main(args[1:])
+    if args[0] == "build":
+        from llmos.build import cli as build_cli
+
+        return build_cli.build_main(args[1:])
+    if args[0] == "bootstrap":
+        from llmos.build import cli as build_cli
+
+        return build_cli.bootstrap_main(args[1:])
+    from llmos.cli.engine_cli import VERBS, run_verb
+
+    if args[0] in VERBS:
+        return run_verb(args[0], args[1:], host)
     sys.stderr.write(f"llmos: unknown command {args[0]!r}\n\n{USAGE}")
-    return 2
+    return 125
 
 
 if __name__ == "__main__":

@@ -179,6 +179,7 @@ def to_c(plan: Plan) -> tuple[Any, _Keep]:
     p.console_rows, p.console_cols = plan.console_size
     p.exec_fifo = k.s(plan.exec_fifo)
     p.hooks_sync = int(plan.hooks_sync)
+    p.loopback_up = int(plan.loopback_up)
     p.n_preserve_fds = plan.preserve_fds
     p.shim_path = k.s(plan.shim_path)
     p.exit_file = k.s(plan.exit_file)

@@ -162,6 +162,7 @@ class Runtime:
         preserve_fds: int = 0,
         start_now: bool = False,
         config: Mapping[str, Any] | None = None,
+        loopback_up: bool = False,
     ) -> ContainerState:
         """Create the container; it waits for `start` (or runs at once with start_now)."""
         from llmos.spec import SpecError, load_spec, unsupported_fields
@@ -206,6 +207,7 @@ class Runtime:
                 annotations=dict(config.get("annotations") or {}),
                 config=dict(config),
             )
+            sd.save_config(state.config)
             sd.save(state)  # pid 0: "creating"; a crash from here on is garbage-collectable
             cgroup = self._setup_cgroup(state, config)
             if not start_now:
@@ -226,6 +228,7 @@ class Runtime:
                 seccomp=_compile_seccomp(config),
             )
             plan = plan_container(config, ctx)
+            plan.loopback_up = loopback_up
             spawned = self._spawn(plan, state, config)
             state.pid = spawned.pid
             state.shim_pid = spawned.shim_pid
@@ -382,6 +385,11 @@ class Runtime:
     def _container_state(self, sd: StateDir, state: State) -> ContainerState:
         status = self._status(sd, state)
         exit_status = sd.exit_status() if status is Status.STOPPED else None
+        if status is Status.STOPPED and exit_status is None and state.shim_pid:
+            # The process is gone but the shim is still draining its pipes: it records the
+            # exit status in a moment.
+            _wait_shim(state)
+            exit_status = sd.exit_status()
         oom = state.oom_killed
         if status is Status.STOPPED and not oom and state.cgroup:
             oom = self._oom_killed(state, exit_status)

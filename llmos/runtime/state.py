@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmos.errors import NotFound, RuntimeError_
 
 STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
 EXIT_FILE = "exit"
 FIFO_FILE = "exec.fifo"
 
@@ -77,7 +78,10 @@ class State:
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # The config is immutable and large (a seccomp profile): it lives in its own file,
+        # written once, so that each state change stays a small write.
+        small = {k: v for k, v in self.__dict__.items() if k != "config"}
+        return json.dumps(small, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> State:
@@ -132,7 +136,12 @@ class StateDir:
 
     def load(self) -> State:
         try:
-            return State.from_json(self.state_file.read_text())
+            state = State.from_json(self.state_file.read_text())
+            try:
+                state.config = json.loads((self.path / CONFIG_FILE).read_text())
+            except FileNotFoundError:
+                pass
+            return state
         except FileNotFoundError:
             raise NotFound(f"container {self.id!r} does not exist") from None
         except (ValueError, TypeError) as e:
@@ -143,6 +152,12 @@ class StateDir:
         with open(tmp, "w") as f:
             f.write(state.to_json())
         os.replace(tmp, self.state_file)
+
+    def save_config(self, config: dict[str, Any]) -> None:
+        tmp = self.path / (CONFIG_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(config, f, separators=(",", ":"))
+        os.replace(tmp, self.path / CONFIG_FILE)
 
     def exit_status(self) -> ExitStatus | None:
         try:

@@ -93,3 +93,18 @@ def test_cgroup_namespace_root_is_the_container(
     # Inside a cgroup namespace the container's own cgroup is "/".
     mem = [ln for ln in lines[1:] if ":memory:" in ln or ln.startswith("0::")]
     assert mem and mem[0].endswith(":/"), lines
+
+
+def test_seccomp_without_no_new_privs(runtime: Any, make_bundle: Any, tmp_path: Path) -> None:
+    """Docker's default with --security-opt no-new-privileges off: the filter still loads."""
+
+    def edit(c: dict[str, Any]) -> None:
+        c["process"]["noNewPrivileges"] = False
+        c["process"]["user"] = {"uid": 65534, "gid": 65534}
+
+    script = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; id -u"
+    code, out = run_to_end(runtime, "nonnp", make_bundle(["sh", "-c", script], edit=edit),
+                           tmp_path / "log")
+    assert code == 0, out
+    assert "NoNewPrivs:\t0" in out and "Seccomp:\t2" in out
+    assert out.splitlines()[-1] == "65534"

@@ -1,0 +1,114 @@
+"""`llmos run --rm --network none busybox true` through the CLI and llmosd, against
+`podman run --rm --network none --rootfs DIR true`, in the same run; plus memory: llmosd's
+RSS growth per running container and one shim's RSS.
+
+usage: python3 bench/engine/bench_cli_run.py [-n 30] [--containers 50] [--json]
+Needs root, Debian's podman (scripts/install-deps --bench). Nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.integration.conftest import make_busybox_rootfs
+from tests.integration.engine.conftest import Daemon, cleanup
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def time_cmd(cmd: list[str], n: int, env: dict[str, str] | None = None) -> list[float]:
+    out = []
+    for i in range(n + 3):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr[-300:]!r}")
+        if i >= 3:
+            out.append(dt)
+    return out
+
+
+def summary(vals: list[float]) -> dict[str, float]:
+    return {"min_ms": min(vals) * 1e3, "median_ms": statistics.median(vals) * 1e3}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--containers", type=int, default=50)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="llmos-bench-cli-"))
+    results: dict[str, object] = {}
+    d = Daemon(work / "llmos")
+    d.root.mkdir()
+    try:
+        rootfs = make_busybox_rootfs(work / "rootfs")
+        with tarfile.open(work / "bb.tar", "w") as tar:
+            tar.add(rootfs, arcname=".")
+        d.start()
+        d.client().images.import_rootfs(str(work / "bb.tar"), "busybox")
+        cli = [sys.executable, "-m", "llmos.cli.main"]
+        llmos_bin = shutil.which("llmos")
+        if llmos_bin:
+            cli = [llmos_bin]
+        results["llmos"] = summary(time_cmd(
+            [*cli, "run", "--rm", "--network", "none", "busybox", "true"], args.n, d.env))
+        if shutil.which("podman"):
+            podman = ["podman", "run", "--rm", "--network", "none", "--ulimit",
+                      "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--rootfs",
+                      str(rootfs), "true"]
+            try:
+                results["podman"] = summary(time_cmd(podman, args.n))
+                results["ratio_llmos_to_podman"] = (
+                    results["llmos"]["median_ms"] / results["podman"]["median_ms"])  # type: ignore[index]
+            except SystemExit as e:
+                results["podman"] = f"failed: {e}"
+        # Memory: daemon RSS growth per running container, and a shim's RSS.
+        assert d.proc is not None
+        cl = d.client()
+        cl.containers.run("busybox", ["true"], remove=True)  # warm every code path
+        before = rss_kib(d.proc.pid)
+        made = [cl.containers.run("busybox", ["sleep", "600"], detach=True)
+                for _ in range(args.containers)]
+        after = rss_kib(d.proc.pid)
+        shims = [int(p) for p in os.listdir("/proc") if p.isdigit()
+                 and open(f"/proc/{p}/comm").read().strip() == "llmos-shim"]
+        results["daemon_rss_growth_kib_per_container"] = (after - before) / args.containers
+        results["shim_rss_kib"] = statistics.median(rss_kib(p) for p in shims) if shims else None
+        for c in made:
+            c.remove(force=True)
+    finally:
+        if d.proc is not None:
+            d.kill()
+        cleanup(d.root)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for k, v in results.items():
+            print(f"{k:40} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

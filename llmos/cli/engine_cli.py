@@ -1,0 +1,382 @@
+"""Docker's verbs over `llmos.Client`: each verb parses flags and makes one or two calls.
+
+Exit codes as Docker's: 125 when llmos itself fails (bad flag, no daemon, no image), 126/127
+when the container's command cannot be run or found, otherwise the container's own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from llmos.client import Client, RpcError
+from llmos.errors import ConfigError
+
+VERBS = ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec", "inspect",
+         "wait", "stats", "pause", "unpause", "restart", "import", "images", "info", "version",
+         "network", "port")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2; Docker exits 125
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--name")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-v", "--volume", action="append", default=[])
+    p.add_argument("--tmpfs", action="append", default=[])
+    p.add_argument("-m", "--memory")
+    p.add_argument("--cpus")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--restart", default="no")
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("--entrypoint")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("--network", "--net", default="default")
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _options(a: argparse.Namespace) -> dict[str, Any]:
+    from llmos.engine.options import (
+        RestartPolicy,
+        RunOptions,
+        parse_cpus,
+        parse_env,
+        parse_size,
+        parse_tmpfs,
+        parse_volume,
+    )
+
+    labels = dict(item.partition("=")[::2] for item in a.label)
+    opts = RunOptions(
+        image=a.image,
+        command=list(a.command) or None,
+        entrypoint=[a.entrypoint] if a.entrypoint is not None else None,
+        name=a.name,
+        env=parse_env(_expand_env(a.env)),
+        workdir=a.workdir,
+        user=a.user,
+        hostname=a.hostname,
+        mounts=[parse_volume(v) for v in a.volume] + [parse_tmpfs(t) for t in a.tmpfs],
+        memory=parse_size(a.memory, "--memory") if a.memory else None,
+        nano_cpus=parse_cpus(a.cpus) if a.cpus else None,
+        pids_limit=a.pids_limit,
+        restart=RestartPolicy.parse(a.restart),
+        read_only=a.read_only,
+        tty=a.tty,
+        interactive=a.interactive,
+        auto_remove=a.rm,
+        network=a.network,
+        ports=list(a.publish),
+        labels=labels,
+        stop_signal=a.stop_signal,
+        stop_timeout=a.stop_timeout,
+    )
+    if opts.tty:
+        raise ConfigError("-t: terminals are not supported by this llmos yet; drop -t")
+    d = opts.to_dict()
+    return d
+
+
+def _expand_env(items: list[str]) -> list[str]:
+    """`-e NAME` takes NAME's value from this shell, as Docker does."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            if item in os.environ:
+                out.append(f"{item}={os.environ[item]}")
+            continue
+        out.append(item)
+    return out
+
+
+def _client(a: argparse.Namespace) -> Client:
+    from llmos.client.transport import SocketTransport
+
+    return Client(SocketTransport(a.host.removeprefix("unix://") if a.host else None))
+
+
+def _print_logs(c: Any, follow: bool, tail: str = "all", timestamps: bool = False) -> None:
+    for chunk in c.logs(stream=True, follow=follow, tail=tail, timestamps=timestamps,
+                        stdout=True, stderr=False):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+
+def cmd_run(cl: Client, a: argparse.Namespace, create_only: bool = False) -> int:
+    opts = _options(a)
+    cid = cl.transport.call("container.create", {"options": opts})["Id"]
+    c = cl.containers.get(cid)
+    if create_only:
+        print(cid)
+        return 0
+    try:
+        c.start()
+    except RpcError as e:
+        code = getattr(e, "exit_code", None) or _exit_code_of(str(e))
+        sys.stderr.write(f"llmos: {e}\n")
+        if opts.get("auto_remove"):
+            c.remove(force=True)
+        return code
+    if a.detach:
+        print(cid)
+        return 0
+    old = signal.getsignal(signal.SIGINT)
+
+    def forward(signum: int, frame: Any) -> None:
+        try:
+            c.kill(signum)
+        except RpcError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        # stdout and stderr, in order, as they were written.
+        for item in cl.transport.stream("container.logs", {"id": cid, "follow": True}):
+            out = sys.stdout if item["stream"] == "stdout" else sys.stderr
+            out.buffer.write(item["text"].encode())
+            out.flush()
+        code = int(c.wait()["StatusCode"])
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if opts.get("auto_remove"):
+        try:
+            c.remove(force=True)
+        except RpcError:
+            pass  # the daemon removed it already
+    return code
+
+
+def _exit_code_of(message: str) -> int:
+    if "executable file not found" in message or "No such file or directory" in message:
+        return 127
+    if message.startswith("exec ") or "Permission denied" in message:
+        return 126
+    return 125
+
+
+def _ps(cl: Client, a: argparse.Namespace) -> int:
+    containers = cl.containers.list(all=a.all)
+    if a.quiet:
+        for c in containers:
+            print(c.short_id)
+        return 0
+    print(f"{'CONTAINER ID':<14}{'IMAGE':<20}{'COMMAND':<24}{'STATUS':<22}NAMES")
+    for c in containers:
+        st = c.attrs["State"]
+        status = st["Status"]
+        if status == "exited":
+            status = f"Exited ({st['ExitCode']})"
+        elif status == "running":
+            status = "Up"
+        cmd = " ".join([c.attrs.get("Path", ""), *c.attrs.get("Args", [])])
+        cmd = (cmd[:18] + "...") if len(cmd) > 21 else cmd
+        print(f"{c.short_id:<14}{c.attrs['Config']['Image'][:19]:<20}{json.dumps(cmd):<24}"
+              f"{status:<22}{c.name}")
+    return 0
+
+
+def _network(cl: Client, a: argparse.Namespace) -> int:
+    t = cl.transport
+    if a.action == "create":
+        doc = t.call("network.create", {"name": a.name, "subnet": a.subnet,
+                                        "gateway": a.gateway, "internal": a.internal})
+        print(doc["Id"])
+    elif a.action == "ls":
+        print(f"{'NETWORK ID':<14}{'NAME':<20}{'DRIVER':<10}SUBNET")
+        for n in t.call("network.list", {}):
+            print(f"{n['Id'][:12]:<14}{n['Name']:<20}{n['Driver']:<10}"
+                  f"{n['IPAM']['Config'][0]['Subnet']}")
+    elif a.action == "inspect":
+        print(json.dumps([t.call("network.inspect", {"name": n}) for n in a.names], indent=4))
+    elif a.action == "rm":
+        for n in a.names:
+            t.call("network.remove", {"name": n})
+            print(n)
+    return 0
+
+
+def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
+    p = _Parser(prog=f"llmos {verb}", add_help=verb not in ("run", "create"))
+    p.set_defaults(host=host)
+    if verb in ("run", "create"):
+        p.add_argument("--help", action="help")
+        _run_args(p)
+    elif verb in ("start", "pause", "unpause", "wait", "inspect"):
+        p.add_argument("containers", nargs="+")
+    elif verb in ("stop", "restart"):
+        p.add_argument("-t", "--time", type=float)
+        p.add_argument("containers", nargs="+")
+    elif verb == "kill":
+        p.add_argument("-s", "--signal", default="KILL")
+        p.add_argument("containers", nargs="+")
+    elif verb == "rm":
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("-v", "--volumes", action="store_true")
+        p.add_argument("containers", nargs="+")
+    elif verb == "ps":
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("-q", "--quiet", action="store_true")
+    elif verb == "logs":
+        p.add_argument("-f", "--follow", action="store_true")
+        p.add_argument("-n", "--tail", default="all")
+        p.add_argument("-t", "--timestamps", action="store_true")
+        p.add_argument("container")
+    elif verb == "exec":
+        p.add_argument("-i", "--interactive", action="store_true")
+        p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("-e", "--env", action="append", default=[])
+        p.add_argument("-u", "--user")
+        p.add_argument("-w", "--workdir")
+        p.add_argument("container")
+        p.add_argument("command", nargs=argparse.REMAINDER)
+    elif verb == "stats":
+        p.add_argument("--no-stream", action="store_true")
+        p.add_argument("containers", nargs="*")
+    elif verb == "import":
+        p.add_argument("file")
+        p.add_argument("reference")
+    elif verb == "port":
+        p.add_argument("container")
+    elif verb == "network":
+        sub = p.add_subparsers(dest="action", required=True)
+        cp = sub.add_parser("create")
+        cp.add_argument("--subnet")
+        cp.add_argument("--gateway")
+        cp.add_argument("--internal", action="store_true")
+        cp.add_argument("-d", "--driver", default="bridge", choices=["bridge"])
+        cp.add_argument("name")
+        sub.add_parser("ls")
+        for action in ("rm", "inspect"):
+            sub.add_parser(action).add_argument("names", nargs="+")
+    a = p.parse_args(list(argv))
+    cl = _client(a)
+    if verb == "run":
+        return cmd_run(cl, a)
+    if verb == "create":
+        return cmd_run(cl, a, create_only=True)
+    if verb == "ps":
+        return _ps(cl, a)
+    if verb == "version":
+        v = cl.version()
+        print(f"Client: llmos {v['Version']}\nServer: llmosd {v['Version']}")
+        return 0
+    if verb == "info":
+        print(json.dumps(cl.info(), indent=2))
+        return 0
+    if verb == "images":
+        print(f"{'REPOSITORY:TAG':<40}{'IMAGE ID':<16}SIZE")
+        for img in cl.images.list():
+            for tag in img["RepoTags"] or ["<none>"]:
+                print(f"{tag:<40}{img['Id'].removeprefix('sha256:')[:12]:<16}{img['Size']}")
+        return 0
+    if verb == "import":
+        r = cl.images.import_rootfs(os.path.abspath(a.file), a.reference)
+        print(r["Id"])
+        return 0
+    if verb == "port":
+        ports = cl.transport.call("container.port", {"id": a.container})
+        for cport, binds in sorted(ports.items()):
+            for b in binds:
+                print(f"{cport} -> {b['HostIp']}:{b['HostPort']}")
+        return 0
+    if verb == "network":
+        return _network(cl, a)
+    if verb == "logs":
+        _print_logs(cl.containers.get(a.container), a.follow, a.tail, a.timestamps)
+        return 0
+    if verb == "exec":
+        if not a.command:
+            raise UsageError("llmos exec: a command is required")
+        if a.tty:
+            raise ConfigError("exec -t: terminals are not supported by this llmos yet")
+        r = cl.transport.call("container.exec", {
+            "id": a.container, "cmd": list(a.command), "env": _expand_env(a.env),
+            "user": a.user, "workdir": a.workdir})
+        sys.stdout.buffer.write(bytes(r["Stdout"]))
+        sys.stderr.buffer.write(bytes(r["Stderr"]))
+        return int(r["ExitCode"])
+    if verb == "stats":
+        refs = a.containers or [c.id for c in cl.containers.list()]
+        print(f"{'CONTAINER':<14}{'CPU(ns)':<16}{'MEM USAGE / LIMIT':<28}PIDS")
+        for ref in refs:
+            s = cl.containers.get(ref).stats()
+            mem = s["memory_stats"]
+            print(f"{s['id'][:12]:<14}{s['cpu_stats']['cpu_usage']['total_usage']:<16}"
+                  f"{str(mem['usage']) + ' / ' + str(mem['limit']):<28}"
+                  f"{s['pids_stats']['current']}")
+        return 0
+    # Verbs over one or more containers, printing each name as Docker does.
+    rc = 0
+    docs = []
+    for ref in a.containers:
+        try:
+            c = cl.containers.get(ref)
+            if verb == "start":
+                c.start()
+            elif verb == "stop":
+                c.stop(a.time)
+            elif verb == "restart":
+                c.restart(a.time)
+            elif verb == "kill":
+                c.kill(a.signal)
+            elif verb == "rm":
+                c.remove(force=a.force)
+            elif verb == "pause":
+                c.pause()
+            elif verb == "unpause":
+                c.unpause()
+            elif verb == "wait":
+                print(c.wait()["StatusCode"])
+                continue
+            elif verb == "inspect":
+                docs.append(c.attrs)
+                continue
+            print(ref)
+        except RpcError as e:
+            sys.stderr.write(f"Error: {e}\n")
+            rc = 1
+    if verb == "inspect":
+        print(json.dumps(docs, indent=4))
+    return rc
+
+
+def run_verb(verb: str, argv: Sequence[str], host: str | None = None) -> int:
+    try:
+        return main(verb, argv, host)
+    except (UsageError, ConfigError) as e:
+        sys.stderr.write(f"llmos: {e}\nSee 'llmos {verb} --help'.\n")
+        return 125
+    except RpcError as e:
+        sys.stderr.write(f"llmos: {e}\n")
+        return 125
+    except BrokenPipeError:
+        # `llmos logs x | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ConnectionError as e:
+        sys.stderr.write(f"llmos: {e}\n")
+        return 125

@@ -1,0 +1,206 @@
+"""The engine's method table: the one place RPC method names meet engine calls.
+
+The daemon serves it over its socket and the in-process client calls it directly, so both
+transports get the same validation, the same results (plain msgpack-able data) and the same
+error kinds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from llmos import __version__
+from llmos.engine.engine import Engine
+from llmos.engine.options import RunOptions
+from llmos.errors import (
+    AlreadyExists,
+    ConfigError,
+    InvalidState,
+    NotFound,
+    RuntimeError_,
+    StepError,
+)
+
+
+class ApiError(Exception):
+    """An error with a wire kind; the daemon turns it into an RpcError of that kind."""
+
+    def __init__(self, kind: str, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.exit_code = exit_code
+
+
+def _kind(e: BaseException) -> ApiError:
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, NotFound):
+        return ApiError("not_found", str(e))
+    if isinstance(e, AlreadyExists):
+        return ApiError("already_exists", str(e))
+    if isinstance(e, InvalidState):
+        return ApiError("failed_precondition", str(e))
+    if isinstance(e, ConfigError):
+        return ApiError("invalid_argument", str(e))
+    if isinstance(e, StepError):
+        return ApiError("failed_precondition", str(e), exit_code=e.exit_code)
+    if isinstance(e, TimeoutError):
+        return ApiError("failed_precondition", str(e))
+    try:
+        from llmos.image import ImageError
+        from llmos.image import InvalidArgument as ImageInvalid
+        from llmos.image import NotFound as ImageNotFound
+
+        if isinstance(e, ImageNotFound):
+            return ApiError("not_found", str(e))
+        if isinstance(e, ImageInvalid):
+            return ApiError("invalid_argument", str(e))
+        if isinstance(e, ImageError):
+            return ApiError("failed_precondition", str(e))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from llmos.network import errors as net
+
+        if isinstance(e, net.NetworkNotFound | net.EndpointNotFound):
+            return ApiError("not_found", str(e).strip("'\""))
+        if isinstance(e, net.NetworkExists | net.EndpointExists):
+            return ApiError("already_exists", str(e))
+        if isinstance(e, net.InvalidArgument):
+            return ApiError("invalid_argument", str(e))
+        if isinstance(e, net.NetworkError):
+            return ApiError("failed_precondition", str(e))
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(e, RuntimeError_):
+        return ApiError("failed_precondition", str(e))
+    return ApiError("internal", f"{type(e).__name__}: {e}")
+
+
+def _str(params: dict[str, Any], key: str) -> str:
+    v = params.get(key)
+    if not isinstance(v, str) or not v:
+        raise ApiError("invalid_argument", f"{key}: a non-empty string is required")
+    return v
+
+
+def _opt_num(params: dict[str, Any], key: str) -> float | None:
+    v = params.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ApiError("invalid_argument", f"{key}: a number is required")
+    return float(v)
+
+
+class Api:
+    """method name -> engine call. Streams are returned as iterators."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "ping": lambda p: "pong",
+            "version": lambda p: {"Version": __version__, "ApiVersion": "1",
+                                  "Os": "linux", "Arch": os.uname().machine},
+            "info": self._info,
+            "container.create": self._create,
+            "container.start": lambda p: self.engine.start(_str(p, "id")),
+            "container.stop": lambda p: self.engine.stop(_str(p, "id"), _opt_num(p, "timeout")),
+            "container.restart": lambda p: self.engine.restart(_str(p, "id"),
+                                                               _opt_num(p, "timeout")),
+            "container.kill": lambda p: self.engine.kill(_str(p, "id"),
+                                                         p.get("signal") or "KILL"),
+            "container.pause": lambda p: self.engine.pause(_str(p, "id")),
+            "container.unpause": lambda p: self.engine.unpause(_str(p, "id")),
+            "container.remove": lambda p: self.engine.remove(_str(p, "id"),
+                                                             force=bool(p.get("force"))),
+            "container.wait": lambda p: {"StatusCode": self.engine.wait(
+                _str(p, "id"), _opt_num(p, "timeout"))},
+            "container.inspect": lambda p: self.engine.get(_str(p, "id")),
+            "container.list": lambda p: self.engine.list(all=bool(p.get("all"))),
+            "container.logs": self._logs,
+            "container.exec": self._exec,
+            "container.stats": lambda p: self.engine.stats(_str(p, "id")),
+            "image.import": lambda p: self.engine.import_rootfs(_str(p, "path"),
+                                                                _str(p, "name")),
+            "image.list": lambda p: self.engine.image_list(),
+            "network.create": self._network_create,
+            "network.list": lambda p: [
+                self.engine.network().inspect_network(n.name)
+                for n in self.engine.network().list_networks()],
+            "network.inspect": lambda p: self.engine.network().inspect_network(_str(p, "name")),
+            "network.remove": lambda p: self.engine.network().remove_network(_str(p, "name")),
+            "container.port": lambda p: self.engine.get(_str(p, "id"))["NetworkSettings"].get(
+                "Ports", {}),
+        }
+
+    def handle(self, method: str, params: dict[str, Any]) -> Any:
+        fn = self.methods.get(method)
+        if fn is None:
+            raise ApiError("invalid_argument", f"unknown method {method!r}")
+        if not isinstance(params, dict):
+            raise ApiError("invalid_argument", "params must be a map")
+        try:
+            result = fn(params)
+        except Exception as e:
+            raise _kind(e) from e
+        if isinstance(result, Iterator):
+            return self._guard(result)
+        return result
+
+    def _guard(self, it: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from it
+        except Exception as e:
+            raise _kind(e) from e
+
+    def _info(self, params: dict[str, Any]) -> dict[str, Any]:
+        from llmos.cgroups import detect_mode
+
+        recs = self.engine.list(all=True)
+        return {
+            "Containers": len(recs),
+            "ContainersRunning": sum(1 for r in recs if r["State"]["Running"]),
+            "Images": len(self.engine.image_list()),
+            "CgroupVersion": {"v2": "2", "hybrid": "1 (hybrid)", "v1": "1"}[detect_mode()],
+            "DockerRootDir": str(self.engine.root),
+            "ServerVersion": __version__,
+        }
+
+    def _create(self, params: dict[str, Any]) -> dict[str, Any]:
+        opts = params.get("options")
+        if not isinstance(opts, dict):
+            raise ApiError("invalid_argument", "options: a map is required")
+        cid = self.engine.create(RunOptions.from_dict(opts))
+        return {"Id": cid}
+
+    def _network_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        net = self.engine.network()
+        net.ensure_default_network()
+        info = net.create_network(_str(params, "name"), subnet=params.get("subnet"),
+                                  gateway=params.get("gateway"),
+                                  internal=bool(params.get("internal")))
+        result: dict[str, Any] = net.inspect_network(info.name)
+        return result
+
+    def _logs(self, params: dict[str, Any]) -> Iterator[dict[str, str]]:
+        tail = params.get("tail")
+        if tail is not None and (not isinstance(tail, int) or isinstance(tail, bool)):
+            raise ApiError("invalid_argument", "tail: an integer is required")
+        lines = self.engine.logs(_str(params, "id"), follow=bool(params.get("follow")),
+                                 tail=tail)
+        return ({"stream": ln.stream, "text": ln.text, "time": ln.timestamp} for ln in lines)
+
+    def _exec(self, params: dict[str, Any]) -> dict[str, Any]:
+        cmd = params.get("cmd")
+        if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
+            raise ApiError("invalid_argument", "cmd: a non-empty list of strings is required")
+        env = params.get("env") or []
+        code, out, err = self.engine.exec(
+            _str(params, "id"), cmd, env=list(env), user=params.get("user"),
+            workdir=params.get("workdir"),
+        )
+        return {"ExitCode": code, "Stdout": out, "Stderr": err}

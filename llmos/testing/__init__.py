@@ -1,0 +1,1 @@
+"""Helpers for users' test suites: a pytest plugin with container fixtures."""

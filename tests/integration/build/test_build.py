@@ -1,0 +1,218 @@
+"""Must show 6: builds from a busybox-static base image, with real RUN containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from llmos.build import ContextError, DockerfileError, StepFailed
+from llmos.image import Image, ImageStore
+from tests.integration.build.conftest import BASE, Builds, ContextFactory
+
+pytestmark = pytest.mark.root
+
+
+def layer_names(store: ImageStore, image: Image, index: int) -> list[str]:
+    with store.content.open(image.layers[index].digest) as f, \
+            tarfile.open(fileobj=f, mode="r|*") as tf:
+        return [m.name for m in tf]
+
+
+def test_run_files_reach_the_next_stage_and_deletions_are_whiteouts(
+        builds: Builds, store: ImageStore, context: ContextFactory) -> None:
+    ctx = context(f"""FROM {BASE} AS first
+RUN echo made > /made && rm /bin/vi && mkdir -p /opt/gone /opt/kept && rm -r /opt/gone
+FROM first
+RUN test "$(cat /made)" = made && test ! -e /bin/vi && test ! -e /opt/gone \\
+    && echo second > /second
+""")
+    image = builds(ctx, tag="stages:1")
+    first_run = layer_names(store, image, 1)
+    assert "bin/.wh.vi" in first_run
+    assert "made" in first_run
+    assert not any("gone" in n for n in first_run)  # made and removed in one step: no trace
+    assert "etc" not in first_run  # the resolv.conf/hosts mount points leave nothing
+    assert layer_names(store, image, 2) == ["second"]
+    code, out = builds.run(image, ["sh", "-c", "cat /made /second; ls /bin/vi || echo novi"])
+    assert code == 0, out
+    assert out.split() == ["made", "second", "novi"] or "novi" in out
+
+
+def test_second_build_is_fully_cached_in_another_process(
+        builds: Builds, store: ImageStore, context: ContextFactory, runtime_root: Path) -> None:
+    ctx = context(f"""FROM {BASE}
+ARG GREETING=hello
+ENV WHO=world
+RUN echo "$GREETING $WHO" > /greeting
+COPY data.txt /data/
+WORKDIR /data
+EXPOSE 8080
+LABEL purpose=test
+CMD ["cat", "/greeting"]
+""", {"data.txt": "payload\n"})
+    first = builds(ctx, tag="cached:1")
+    assert builds.cached == 0
+    script = (
+        "import json, sys\n"
+        "from llmos.image import ImageStore\n"
+        "from llmos.build import build\n"
+        "lines = []\n"
+        f"img = build(ImageStore({str(store.root)!r}), {str(ctx)!r}, tag='cached:1',\n"
+        f"            runtime_root={str(runtime_root)!r}, progress=lines.append)\n"
+        "print(json.dumps({'id': img.id, 'lines': lines}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[3]).stdout
+    result = json.loads(out.splitlines()[-1])
+    cached = [ln for ln in result["lines"] if ln.strip() == "---> CACHED"]
+    steps = [ln for ln in result["lines"] if ln.startswith("Step ")]
+    assert len(steps) == 9
+    assert len(cached) == 8  # every step but FROM
+    assert result["id"] == first.id
+    code, text = builds.run(store.get("cached:1"))
+    assert (code, text) == (0, "hello world\n")
+
+
+def test_changed_copy_input_invalidates_from_that_step_on(
+        builds: Builds, context: ContextFactory) -> None:
+    ctx = context(f"""FROM {BASE}
+RUN echo before > /before
+COPY app.sh /app.sh
+RUN cp /app.sh /copy.sh
+CMD ["sh", "/app.sh"]
+""", {"app.sh": "echo v1\n"})
+    first = builds(ctx)
+    builds(ctx)
+    assert builds.cached == 4
+    (ctx / "app.sh").write_text("echo v2\n")
+    second = builds(ctx)
+    cached_steps = [builds.lines[i - 1] for i, ln in enumerate(builds.lines)
+                    if ln.strip() == "---> CACHED"]
+    assert cached_steps == ["Step 2/5 : RUN echo before > /before"]
+    assert second.id != first.id
+    assert builds.run(second)[1] == "v2\n"
+    os.chmod(ctx / "app.sh", 0o755)  # a mode change is a change too
+    builds(ctx)
+    assert builds.cached == 1
+
+
+def test_multi_stage_copy_from_keeps_owner_and_mode(
+        builds: Builds, context: ContextFactory) -> None:
+    ctx = context(f"""FROM {BASE} AS builder
+RUN mkdir -p /out && echo built > /out/artifact && chown 1000:1000 /out/artifact \\
+    && chmod 0750 /out/artifact && ln -s artifact /out/link
+FROM {BASE}
+COPY --from=builder /out/ /app/
+COPY --from=builder --chown=7:8 /out/artifact /owned
+""")
+    image = builds(ctx, tag="multi:1")
+    code, out = builds.run(image, ["sh", "-c",
+                                   "cat /app/artifact; stat -c '%u:%g %a' /app/artifact /owned;"
+                                   " readlink /app/link"])
+    assert code == 0, out
+    assert out.splitlines() == ["built", "1000:1000 750", "7:8 750", "artifact"]
+
+
+def test_user_workdir_env_entrypoint_cmd_combine_like_docker(
+        builds: Builds, store: ImageStore, context: ContextFactory) -> None:
+    show = 'echo "argv=$0 $*"; echo "uid=$(id -u) gid=$(id -g)"; echo "cwd=$(pwd)"; ' \
+           'echo "A=$A B=$B"'
+    ctx = context(f"""FROM {BASE} AS entry
+ENV A=1 B=unset
+ENV B=$A-2
+WORKDIR /srv
+WORKDIR app
+USER nobody
+ENTRYPOINT ["/bin/sh", "-c", {json.dumps(show)}, "zero"]
+FROM entry AS withcmd
+CMD ["one", "two"]
+FROM withcmd AS reset
+ENTRYPOINT echo shell form "$A"
+""")
+    entry = builds(ctx, tag="combine:entry", target="entry")
+    assert entry.config.config["Cmd"] is None  # the base image's ["sh"] is dropped
+    code, out = builds.run(entry)
+    assert code == 0, out
+    assert out.splitlines() == ["argv=zero ", "uid=65534 gid=65534", "cwd=/srv/app",
+                                "A=1 B=1-2"]
+    withcmd = builds(ctx, tag="combine:cmd", target="withcmd")
+    assert builds.run(withcmd)[1].splitlines()[0] == "argv=zero one two"
+    reset = builds(ctx, tag="combine:reset")
+    cfg = reset.config.config
+    assert cfg["Entrypoint"] == ["/bin/sh", "-c", 'echo shell form "$A"']
+    assert cfg["Cmd"] is None  # CMD came from the parent stage, not this one: dropped
+    assert builds.run(reset)[1] == "shell form 1\n"
+
+
+def test_dockerignore_excluded_files_are_absent(builds: Builds, context: ContextFactory) -> None:
+    ctx = context(f"""FROM {BASE}
+COPY . /ctx/
+""", {".dockerignore": "secret.txt\nlogs\n**/*.tmp\n*.md\n!KEEP.md\n",
+      "secret.txt": "s", "logs/a.log": "l", "src/x.tmp": "t", "src/main.c": "c",
+      "README.md": "r", "KEEP.md": "k"})
+    image = builds(ctx)
+    code, out = builds.run(image, ["sh", "-c", "cd /ctx && find . -type f | sort"])
+    assert code == 0, out
+    assert out.split() == ["./.dockerignore", "./Dockerfile", "./KEEP.md", "./src/main.c"]
+    bad = context(f"FROM {BASE}\nCOPY secret.txt /\n",
+                  {".dockerignore": "secret.txt\n", "secret.txt": "s"})
+    with pytest.raises(DockerfileError, match=r"Dockerfile:2: COPY: secret.txt: not found .*"
+                                               r"dockerignore"):
+        builds(bad)
+
+
+def test_failing_run_is_reported_and_leaves_no_snapshot(
+        builds: Builds, store: ImageStore, context: ContextFactory) -> None:
+    before = {i.key for i in store.snapshotter.walk()}
+    ctx = context(f"FROM {BASE}\nRUN echo visible; exit 3\n")
+    with pytest.raises(StepFailed, match="returned a non-zero code: 3") as err:
+        builds(ctx)
+    assert err.value.code == 3
+    assert "visible" in builds.lines
+    assert {i.key for i in store.snapshotter.walk()} == before
+
+
+def test_add_extracts_local_archives_and_refuses_urls(
+        builds: Builds, context: ContextFactory, work: Path) -> None:
+    src = work / "tree"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "file").write_text("inside\n")
+    with tarfile.open(work / "a.tar.gz", "w:gz") as tf:
+        tf.add(src / "pkg", arcname="pkg")
+    ctx = context(f"FROM {BASE}\nADD a.tar.gz /opt/\n",
+                  {"a.tar.gz": (work / "a.tar.gz").read_bytes()})
+    image = builds(ctx)
+    assert builds.run(image, ["cat", "/opt/pkg/file"])[1] == "inside\n"
+    url = context(f"FROM {BASE}\nADD https://example.com/x /x\n")
+    with pytest.raises(DockerfileError, match="remote URLs are not supported"):
+        builds(url)
+
+
+def test_missing_base_image_is_a_clear_error(builds: Builds, context: ContextFactory) -> None:
+    with pytest.raises(DockerfileError, match="Dockerfile:1: FROM: image 'nosuch:1' is not "
+                                              "in the store"):
+        builds(context("FROM nosuch:1\n"))
+    with pytest.raises(ContextError):
+        builds(context(f"FROM {BASE}\n"), dockerfile="Missing.Dockerfile")
+
+
+def test_build_args_and_scratch(builds: Builds, context: ContextFactory) -> None:
+    ctx = context(f"""ARG BASE={BASE}
+FROM $BASE AS tools
+ARG NAME=default
+RUN echo "$NAME" > /name
+FROM scratch
+COPY --from=tools /name /bin/busybox /
+""")
+    image = builds(ctx, build_args={"NAME": "given"})
+    assert len(image.layers) == 1
+    files = layer_names(builds.store, image, 0)
+    assert sorted(files) == ["busybox", "name"]
+    code, out = builds.run(image, ["/busybox", "cat", "/name"])
+    assert (code, out) == (0, "given\n")

@@ -1,0 +1,114 @@
+"""A real llmosd per test module, in its own root, with a busybox image imported."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import make_busybox_rootfs
+
+
+@dataclass
+class Daemon:
+    root: Path
+    proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None  # run inside this named network namespace (only the netns)
+
+    @property
+    def socket(self) -> str:
+        return str(self.root / "run" / "llmos.sock")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LLMOS_HOST": f"unix://{self.socket}"}
+
+    def start(self) -> None:
+        log = open(self.root / "daemon.log", "ab")
+        prefix = ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
+        # Outside a test namespace, containers get no network: the machine's own namespace
+        # must not get bridges or firewall tables from a test.
+        default_net = "bridge" if self.netns else "none"
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "llmos.cli.llmosd", "--root", str(self.root / "lib"),
+             "--run-root", str(self.root / "run"), "--default-network", default_net],
+            stdout=log, stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        from llmos.client import Client
+        from llmos.client.transport import SocketTransport
+
+        while time.monotonic() < deadline:
+            if os.path.exists(self.socket):
+                try:
+                    if Client(SocketTransport(self.socket)).ping():
+                        return
+                except Exception:
+                    pass
+            assert self.proc.poll() is None, (self.root / "daemon.log").read_text()
+            time.sleep(0.05)
+        raise AssertionError("llmosd did not come up")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def client(self) -> Any:
+        from llmos.client import Client
+        from llmos.client.transport import SocketTransport
+
+        return Client(SocketTransport(self.socket))
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "llmos.cli.main", *args],
+                              capture_output=True, text=True, env=self.env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("bbtar")
+    rootfs = make_busybox_rootfs(d / "rootfs")
+    out = d / "busybox.tar"
+    with tarfile.open(out, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    return out
+
+
+def cleanup(root: Path) -> None:
+    """Remove every container of this root, in-process (works with no daemon running)."""
+    from llmos.engine import Engine
+
+    eng = Engine(root / "lib", root / "run")
+    # Networking lives in the test's own namespaces, deleted with them; this process runs in
+    # the machine's namespace, whose firewall it must not touch.
+    eng._disconnect = lambda cid: None  # type: ignore[method-assign]
+    for rec in list(eng.records.all()):
+        eng._remove_files(rec["Id"])
+    for cs in eng.runtime.list():
+        eng.runtime.delete(cs.id, force=True)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, busybox_tar: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path / "llmos")
+    d.root.mkdir()
+    d.start()
+    d.client().images.import_rootfs(str(busybox_tar), "busybox")
+    try:
+        yield d
+    finally:
+        if d.proc is not None:
+            d.kill(signal.SIGTERM)
+        cleanup(d.root)

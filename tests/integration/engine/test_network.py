@@ -1,0 +1,154 @@
+"""Issue 5 through the engine: llmosd runs inside a network namespace made by the test (the
+"host"), with a second namespace as an outside machine on 192.0.2.0/24 (TEST-NET-1)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.engine.conftest import Daemon, cleanup
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
+
+
+@pytest.fixture
+def lab(tmp_path: Path, busybox_tar: Path) -> Iterator[tuple[Daemon, str, str]]:
+    tag = secrets.token_hex(3)
+    host, outside = f"llh{tag}", f"llo{tag}"
+    sh("ip", "netns", "add", host)
+    sh("ip", "netns", "add", outside)
+    d = Daemon(tmp_path / "llmos", netns=host)
+    try:
+        for ns in (host, outside):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "link", "add", f"vh{tag}", "netns", host, "type", "veth", "peer",
+           "name", f"vo{tag}", "netns", outside)
+        sh("ip", "-n", host, "addr", "add", "192.0.2.1/24", "dev", f"vh{tag}")
+        sh("ip", "-n", outside, "addr", "add", "192.0.2.2/24", "dev", f"vo{tag}")
+        sh("ip", "-n", host, "link", "set", f"vh{tag}", "up")
+        sh("ip", "-n", outside, "link", "set", f"vo{tag}", "up")
+        d.root.mkdir()
+        d.start()
+        www = tmp_path / "www"
+        www.mkdir()
+        (www / "index.html").write_text("hello from llmos\n")
+        d.client().images.import_rootfs(str(busybox_tar), "busybox")
+        yield d, host, outside
+    finally:
+        if d.proc is not None:
+            d.kill(signal.SIGTERM)
+        cleanup(d.root)
+        sh("ip", "netns", "del", host, check=False)
+        sh("ip", "netns", "del", outside, check=False)
+
+
+def in_ns(ns: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return sh("nsenter", f"--net=/run/netns/{ns}", *cmd, check=False)
+
+
+FETCH = """
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end="")
+except OSError as e:
+    sys.exit(f"{sys.argv[1]}: {e}")
+"""
+
+
+def fetch(ns: str, url: str) -> str:
+    """GET url from inside namespace ns (Python: static busybox's resolver crashes here)."""
+    r = in_ns(ns, sys.executable, "-c", FETCH, url)
+    return r.stdout if r.returncode == 0 else f"failed: {r.stderr.strip()}"
+
+
+# An HTTP GET with busybox nc (its wget crashes in static glibc's resolver).
+GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} 80"
+HTTPD = ["sh", "-c", "mkdir -p /www && echo hello from llmos > /www/index.html && "
+         "exec httpd -f -p 80 -h /www"]
+
+
+def test_published_port(lab: tuple[Daemon, str, str]) -> None:
+    d, host, outside = lab
+    r = d.cli("run", "-d", "--name", "web", "--network", "bridge", "-p", "8080:80",
+              "busybox", *HTTPD)
+    assert r.returncode == 0, r.stderr
+    time.sleep(0.5)
+    for url in ("http://127.0.0.1:8080/", "http://192.0.2.1:8080/"):
+        assert fetch(host, url) == "hello from llmos\n", url
+    assert fetch(outside, "http://192.0.2.1:8080/") == "hello from llmos\n"
+    assert d.cli("port", "web").stdout.strip() == "80/tcp -> 0.0.0.0:8080"
+    doc = json.loads(d.cli("inspect", "web").stdout)[0]
+    assert doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"] == "8080"
+    ip = doc["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    assert ip.startswith("172.29.")
+    # A random host port, reported by `port` and inspect.
+    r = d.cli("run", "-d", "--name", "web2", "--network", "bridge", "-p", "80", "busybox",
+              *HTTPD)
+    assert r.returncode == 0, r.stderr
+    line = d.cli("port", "web2").stdout.strip()
+    hport = int(line.rsplit(":", 1)[1])
+    assert hport > 1024
+    time.sleep(0.5)
+    assert fetch(host, f"http://127.0.0.1:{hport}/") == "hello from llmos\n"
+    # Publishing the same port again is a clear error, and nothing is left half-made.
+    r = d.cli("run", "-d", "--network", "bridge", "-p", "8080:80", "busybox", *HTTPD)
+    assert r.returncode == 125 and "8080" in r.stderr
+    # Survives a daemon restart.
+    d.kill(signal.SIGKILL)
+    d.start()
+    assert fetch(host, "http://127.0.0.1:8080/") == "hello from llmos\n"
+
+
+def test_user_network_names_and_isolation(lab: tuple[Daemon, str, str]) -> None:
+    d, _, _ = lab
+    assert d.cli("network", "create", "front").returncode == 0
+    assert d.cli("network", "create", "back").returncode == 0
+    d.cli("run", "-d", "--name", "api", "--network", "front", "busybox", *HTTPD)
+    d.cli("run", "-d", "--name", "db", "--network", "back", "busybox", *HTTPD)
+    time.sleep(0.5)
+    nets = {n["Name"]: n for n in json.loads(d.cli("network", "inspect", "front").stdout)}
+    gw = nets["front"]["IPAM"]["Config"][0]["Gateway"]
+    # busybox's nslookup speaks DNS itself (its static libc resolver cannot).
+    r = d.cli("run", "--rm", "--network", "front", "busybox", "nslookup", "api", gw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    api_ip = json.loads(d.cli("inspect", "api").stdout)[0]["NetworkSettings"]["IPAddress"]
+    assert api_ip in r.stdout
+    r = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c", GET.format(api_ip))
+    assert r.stdout.endswith("hello from llmos\n"), r.stdout + r.stderr
+    db_ip = json.loads(d.cli("inspect", "db").stdout)[0]["NetworkSettings"]["IPAddress"]
+    r = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c", GET.format(db_ip))
+    assert "hello" not in r.stdout
+    # Removing a network in use is refused; after its containers go, it is removed.
+    r = d.cli("network", "rm", "back")
+    assert r.returncode != 0
+    d.cli("rm", "-f", "db")
+    assert d.cli("network", "rm", "back").returncode == 0
+
+
+def test_outbound_nat(lab: tuple[Daemon, str, str]) -> None:
+    d, host, outside = lab
+    in_ns(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    server = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{outside}", "busybox", "nc", "-l", "-p", "9000"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        # The outside machine routes nothing back to 172.29/16: only NAT makes this work.
+        r = d.cli("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
+                  "echo ping | nc -w 2 192.0.2.2 9000")
+        assert r.returncode == 0, r.stderr
+        out, _ = server.communicate(timeout=10)
+        assert out == "ping\n"
+    finally:
+        server.kill()
+        server.wait()
