@@ -19,7 +19,7 @@ from llmos.errors import ConfigError
 
 VERBS = ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec", "inspect",
          "wait", "stats", "pause", "unpause", "restart", "import", "images", "info", "version",
-         "network", "port")
+         "network", "port", "pull", "push", "tag", "rmi", "load", "save", "image")
 
 
 class UsageError(Exception):
@@ -199,6 +199,42 @@ def _ps(cl: Client, a: argparse.Namespace) -> int:
     return 0
 
 
+def _images(cl: Client, verb: str, a: argparse.Namespace) -> int:
+    t = cl.transport
+    if verb == "pull":
+        tty = sys.stdout.isatty()
+        for ev in t.stream("image.pull", {"ref": a.reference}):
+            line = f"{ev['item']}: {ev['action']}"
+            if ev.get("total"):
+                line += f" {ev['current'] * 100 // max(ev['total'], 1)}% of {ev['total']} bytes"
+            if tty:
+                sys.stdout.write("\r\033[K" + line)
+            elif ev["action"] in ("done", "pulled", "exists", "resolve"):
+                print(line)
+        if tty:
+            print()
+    elif verb == "push":
+        print(t.call("image.push", {"ref": a.reference})["Digest"])
+    elif verb == "tag":
+        t.call("image.tag", {"source": a.source, "name": a.target})
+    elif verb == "rmi":
+        for ref in a.images:
+            for d in t.call("image.remove", {"ref": ref, "force": a.force})["Deleted"]:
+                print(f"Deleted: {d}")
+    elif verb == "load":
+        for name in t.call("image.load", {"path": os.path.abspath(a.input)})["Loaded"]:
+            print(f"Loaded image: {name}")
+    elif verb == "save":
+        t.call("image.save", {"refs": a.images, "path": os.path.abspath(a.output),
+                              "format": a.format})
+    elif verb == "image" and a.action == "prune":
+        r = t.call("image.prune", {})
+        print(f"Total reclaimed space: {r['SpaceReclaimed']} bytes")
+    elif verb == "image" and a.action == "ls":
+        return main("images", [], a.host)
+    return 0
+
+
 def _network(cl: Client, a: argparse.Namespace) -> int:
     t = cl.transport
     if a.action == "create":
@@ -261,6 +297,24 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         p.add_argument("reference")
     elif verb == "port":
         p.add_argument("container")
+    elif verb in ("pull", "push"):
+        p.add_argument("reference")
+    elif verb == "tag":
+        p.add_argument("source")
+        p.add_argument("target")
+    elif verb == "rmi":
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("images", nargs="+")
+    elif verb == "load":
+        p.add_argument("-i", "--input", required=True)
+    elif verb == "save":
+        p.add_argument("-o", "--output", required=True)
+        p.add_argument("--format", default="docker-archive", choices=["docker-archive", "oci"])
+        p.add_argument("images", nargs="+")
+    elif verb == "image":
+        isub = p.add_subparsers(dest="action", required=True)
+        isub.add_parser("prune")
+        isub.add_parser("ls")
     elif verb == "network":
         sub = p.add_subparsers(dest="action", required=True)
         cp = sub.add_parser("create")
@@ -297,6 +351,8 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         r = cl.images.import_rootfs(os.path.abspath(a.file), a.reference)
         print(r["Id"])
         return 0
+    if verb in ("pull", "push", "tag", "rmi", "load", "save", "image"):
+        return _images(cl, verb, a)
     if verb == "port":
         ports = cl.transport.call("container.port", {"id": a.container})
         for cport, binds in sorted(ports.items()):

@@ -80,6 +80,11 @@ def _kind(e: BaseException) -> ApiError:
     return ApiError("internal", f"{type(e).__name__}: {e}")
 
 
+def _prune_report(r: Any) -> dict[str, Any]:
+    return {"Blobs": list(r.blobs), "Snapshots": list(r.snapshots),
+            "SpaceReclaimed": r.bytes_freed}
+
+
 def _str(params: dict[str, Any], key: str) -> str:
     v = params.get(key)
     if not isinstance(v, str) or not v:
@@ -127,6 +132,19 @@ class Api:
             "image.import": lambda p: self.engine.import_rootfs(_str(p, "path"),
                                                                 _str(p, "name")),
             "image.list": lambda p: self.engine.image_list(),
+            "image.pull": self._pull,
+            "image.push": lambda p: {"Digest": self.engine.images.push(
+                _str(p, "ref"), dest=p.get("dest")).digest},
+            "image.tag": lambda p: {"Id": self.engine.images.tag(_str(p, "source"),
+                                                                 _str(p, "name")).id},
+            "image.remove": lambda p: {"Deleted": self.engine.image_remove(
+                _str(p, "ref"), force=bool(p.get("force")))},
+            "image.load": lambda p: {"Loaded": [
+                i.name or i.id for i in self.engine.images.load(_str(p, "path"))]},
+            "image.save": lambda p: self.engine.images.save(
+                list(p.get("refs") or []), _str(p, "path"),
+                format=p.get("format") or "docker-archive"),
+            "image.prune": lambda p: _prune_report(self.engine.images.prune()),
             "network.create": self._network_create,
             "network.list": lambda p: [
                 self.engine.network().inspect_network(n.name)
@@ -176,6 +194,35 @@ class Api:
             raise ApiError("invalid_argument", "options: a map is required")
         cid = self.engine.create(RunOptions.from_dict(opts))
         return {"Id": cid}
+
+    def _pull(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Streams progress events, one per step, then the image."""
+        import queue
+        import threading
+
+        events: queue.Queue[Any] = queue.Queue()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result.update(self.engine.pull(_str(params, "ref"), progress=events.put))
+            except BaseException as e:
+                result["error"] = e
+            finally:
+                events.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+
+        def gen() -> Iterator[dict[str, Any]]:
+            while (ev := events.get()) is not None:
+                yield {"action": ev.action, "item": ev.item, "current": ev.current,
+                       "total": ev.total}
+            if "error" in result:
+                raise result["error"]
+            yield {"action": "pulled", "item": result.get("Id", ""), "current": 0,
+                   "total": None}
+
+        return gen()
 
     def _network_create(self, params: dict[str, Any]) -> dict[str, Any]:
         net = self.engine.network()

@@ -94,16 +94,42 @@ class Engine:
 
     # ---- containers: create -------------------------------------------------------------
 
-    def create(self, opts: RunOptions) -> str:
+    def image_for_run(self, ref: str) -> Any:
+        """The local image, or pulled from its registry as Docker does when it is missing."""
         from llmos.image import NotFound as ImageNotFound
+        from llmos.image import Reference, RegistryError
 
         try:
-            image = self.images.get(opts.image)
+            return self.images.get(ref)
         except ImageNotFound:
+            pass
+        try:
+            registry = Reference.parse(ref).registry
+        except Exception:
+            registry = "?"
+        try:
+            return self.images.pull(ref)
+        except (RegistryError, ImageNotFound) as e:
             raise NotFound(
-                f"image {opts.image!r} not found locally; pull, build (`llmos build`), load "
-                "(`llmos load -i`) or import (`llmos import`) it first"
+                f"image {ref!r} is not here and {registry} did not provide it ({e}); build it "
+                f"(llmos build -t {ref} DIR), load it (llmos load -i FILE) or import a rootfs "
+                f"(llmos import FILE {ref})"
             ) from None
+
+    def pull(self, ref: str, progress: Any = None) -> dict[str, Any]:
+        img = self.images.pull(ref, progress=progress)
+        return {"Id": img.id, "RepoTags": [ref]}
+
+    def image_remove(self, ref: str, force: bool = False) -> list[str]:
+        in_use = [r["Name"].lstrip("/") for r in self.records.all()
+                  if r["Config"]["Image"] == ref or r["Image"] == ref]
+        if in_use and not force:
+            raise InvalidState(f"image {ref} is used by container(s) {', '.join(in_use)}; "
+                               "remove them first or use -f")
+        return list(self.images.remove(ref, force=force))
+
+    def create(self, opts: RunOptions) -> str:
+        image = self.image_for_run(opts.image)
         if opts.network == "default":
             opts.network = self.default_network
         if opts.network not in ("none", "host", "bridge"):
