@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,18 @@ class RecordStore:
         return self.root / cid
 
     def save(self, rec: dict[str, Any]) -> None:
+        """Write the record; a no-op if the container was removed meanwhile (a supervisor
+        refresh racing a `rm`). The temporary name is per thread: two threads saving the same
+        record must not rename each other's file."""
         d = self.dir(rec["Id"])
-        tmp = d / (RECORD + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(rec, f)
-        os.replace(tmp, d / RECORD)
+        tmp = d / f"{RECORD}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(rec, f)
+            os.replace(tmp, d / RECORD)
+        except FileNotFoundError:
+            if d.exists():
+                raise
 
     def load(self, cid: str) -> dict[str, Any] | None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,7 @@ class StateDir:
             raise RuntimeError_(f"container {self.id!r}: corrupt state file: {e}") from None
 
     def save(self, state: State) -> None:
-        tmp = self.path / (STATE_FILE + ".tmp")
+        tmp = self.path / f"{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w") as f:
             f.write(state.to_json())
         os.replace(tmp, self.state_file)

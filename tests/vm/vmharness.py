@@ -342,6 +342,16 @@ mount -t overlay -o lowerdir=/host,upperdir=/ovl/upper,workdir=/ovl/work overlay
 R=/newroot
 mount -t tmpfs -o mode=0755,nosuid,nodev run $R/run || fail "tmpfs /run failed"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmp $R/tmp || fail "tmpfs /tmp failed"
+# A checkout under /tmp or /run (CI clones into a temporary directory) would be hidden by the
+# fresh tmpfs: lay it over again, writable, at the same path.
+REPO="@REPO@"
+case "$REPO" in
+/tmp/*|/run/*)
+    mkdir -p /ovl/repo-upper /ovl/repo-work $R$REPO
+    mount -t overlay -o lowerdir=/host$REPO,upperdir=/ovl/repo-upper,workdir=/ovl/repo-work \
+        overlay $R$REPO || fail "overlay of the checkout $REPO failed"
+    ;;
+esac
 mkdir -p $R/run/vm/xfer
 cp /bin/busybox /stage2 $R/run/vm/
 mount --move /xfer $R/run/vm/xfer
@@ -399,7 +409,8 @@ def build_initramfs(workdir: Path, kernel: Kernel | None = None) -> Path:
         archive.file(f"modules/{name}", _module_bytes(module))
         names.append(name)
     archive.file("modules/order", ("\n".join(names) + "\n").encode())
-    archive.file("init", _INIT.replace("@NINEP@", NINEP_OPTS).encode(), 0o755)
+    init = _INIT.replace("@NINEP@", NINEP_OPTS).replace("@REPO@", str(REPO_ROOT))
+    archive.file("init", init.encode(), 0o755)
     archive.file("stage2", _STAGE2.encode(), 0o755)
     out = workdir / "initramfs.cpio"
     out.write_bytes(archive.finish())

@@ -8,7 +8,7 @@ import llmos.build as build
 
 
 def test_all_matches_public_names() -> None:
-    public = {n for n in dir(build) if not n.startswith("_")
+    public = {n for n in dir(build) if not n.startswith(("_", "@"))
               and not isinstance(getattr(build, n), types.ModuleType)}
     assert set(build.__all__) == public - {"annotations"}
 
