@@ -130,6 +130,8 @@ class Plan:
     seccomp_flags: int = 0
     stdio: tuple[int, int, int] = (-1, -1, -1)
     console_socket: str | None = None
+    console_to_monitor: bool = False
+    attach_socket: str | None = None
     console_size: tuple[int, int] = (0, 0)
     exec_fifo: str | None = None
     hooks_sync: bool = False
@@ -346,6 +348,7 @@ class PlanContext:
     cgroup_hierarchies: Sequence[CgroupHierarchy] = ()
     exec_fifo: str | None = None
     console_socket: str | None = None
+    attach_socket: str | None = None  # a terminal held by llmos-shim, served here
     stdio: tuple[int, int, int] = (-1, -1, -1)
     preserve_fds: int = 0
     shim_path: str | None = None
@@ -393,9 +396,13 @@ def plan_container(config: Mapping[str, Any], ctx: PlanContext) -> Plan:
     if not plan.cwd.startswith("/"):
         raise ConfigError(f"process.cwd: must be an absolute path, got {plan.cwd!r}")
     if process.get("terminal"):
-        if not ctx.console_socket:
+        if ctx.attach_socket:
+            plan.console_to_monitor = True
+            plan.attach_socket = ctx.attach_socket
+        elif not ctx.console_socket:
             raise ConfigError("process.terminal: a terminal needs a console socket")
-        plan.console_socket = ctx.console_socket
+        else:
+            plan.console_socket = ctx.console_socket
         size = _get(process, "consoleSize", {})
         plan.console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
     if clone_flags & CLONE_NEWUTS:

@@ -114,6 +114,8 @@ struct llmos_plan {
     /* stdio and synchronisation */
     int stdio[3];                    /* fds to become 0,1,2; -1 = inherit the caller's */
     const char *console_socket;      /* send a pty master here (runc's --console-socket) */
+    int console_to_monitor;          /* or give it to llmos-shim, which serves attach_socket */
+    const char *attach_socket;
     int console_rows;
     int console_cols;
     const char *exec_fifo;           /* wait for `start` by opening this FIFO; NULL = run now */

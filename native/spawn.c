@@ -114,9 +114,9 @@ static void setup_console(const struct llmos_plan *p, int sock, int sync_fd)
 
 __attribute__((noreturn))
 static void container_child(const struct llmos_plan *p, int sync_fd, int go_fd, int out_w,
-                            int err_w)
+                            int err_w, int cons_fd)
 {
-    if (p->log_file != NULL) {
+    if (p->log_file != NULL && out_w >= 0) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null < 0 || dup2(null, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
             llmos_fail(sync_fd, STEP_SYNC, errno, "set up stdio");
@@ -173,7 +173,7 @@ static void container_child(const struct llmos_plan *p, int sync_fd, int go_fd, 
             if (fifo_fd < 0)
                 llmos_fail(sync_fd, STEP_WAIT_START, errno, "open %s", p->exec_fifo);
         }
-        console = connect_console(p, sync_fd);
+        console = cons_fd >= 0 ? cons_fd : connect_console(p, sync_fd);
         if (p->hooks_sync) {
             llmos_send(sync_fd, LLMOS_MSG_HOOKS, 0, 0, 0, NULL);
             char ack = 1;
@@ -189,7 +189,7 @@ static void container_child(const struct llmos_plan *p, int sync_fd, int go_fd, 
             if (fifo_fd < 0)
                 llmos_fail(sync_fd, STEP_WAIT_START, errno, "open %s", p->exec_fifo);
         }
-        console = connect_console(p, sync_fd);
+        console = cons_fd >= 0 ? cons_fd : connect_console(p, sync_fd);
     }
     if (console >= 0)
         setup_console(p, console, sync_fd);
@@ -239,13 +239,42 @@ static void kill_and_fail(pid_t child, int sync_fd, int step, int err, const cha
     llmos_fail(sync_fd, step, err, "%s", what);
 }
 
+/* The pty master the child sends over the console socketpair, or -1 if it sent none. */
+static int receive_master(int sock)
+{
+    char buf[16];
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof u.buf};
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c == NULL || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
 __attribute__((noreturn))
 static void monitor(const struct llmos_plan *p, int sync_fd)
 {
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, go[2];
-    if (p->log_file != NULL &&
-        (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0))
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, go[2], cons[2] = {-1, -1};
+    if (p->console_to_monitor) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) != 0)
+            llmos_fail(sync_fd, STEP_CONSOLE, errno, "socketpair");
+    } else if (p->log_file != NULL &&
+               (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)) {
         llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
+    }
     if (pipe2(go, O_CLOEXEC) != 0)
         llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
     /* A pid namespace is joined by the parent: it applies to children only. */
@@ -258,7 +287,9 @@ static void monitor(const struct llmos_plan *p, int sync_fd)
             close(outp[0]);
             close(errp[0]);
         }
-        container_child(p, sync_fd, go[0], outp[1], errp[1]);
+        if (cons[0] >= 0)
+            close(cons[0]);
+        container_child(p, sync_fd, go[0], outp[1], errp[1], cons[1]);
     }
     if (child < 0)
         llmos_fail(sync_fd, STEP_CLONE, errno, "clone");
@@ -292,14 +323,20 @@ static void monitor(const struct llmos_plan *p, int sync_fd)
         close(outp[1]);
         close(errp[1]);
     }
+    int master = -1;
+    if (cons[0] >= 0) {
+        close(cons[1]);
+        master = receive_master(cons[0]); /* -1 if the child failed before its console step */
+        close(cons[0]);
+    }
     if (p->shim_path == NULL) {
         /* No monitor wanted (tests of the executor alone): just reap. */
         int st;
         waitpid(child, &st, 0);
         _exit(0);
     }
-    /* The shim keeps these two pipe ends; everything else is closed on exec. */
-    int fds[2] = {outp[0], errp[0]};
+    /* The shim keeps these pipe ends (or the pty master); everything else is closed on exec. */
+    int fds[2] = {master >= 0 ? master : outp[0], master >= 0 ? -1 : errp[0]};
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0 && fcntl(fds[i], F_SETFD, 0) != 0)
             kill_and_fail(child, sync_fd, STEP_SHIM, errno, "fcntl");
@@ -307,7 +344,9 @@ static void monitor(const struct llmos_plan *p, int sync_fd)
     snprintf(out_s, sizeof out_s, "%d", fds[0]);
     snprintf(err_s, sizeof err_s, "%d", fds[1]);
     char *const argv[] = {"llmos-shim", pidbuf, (char *)p->exit_file,
-                          (char *)(p->log_file ? p->log_file : "-"), out_s, err_s, NULL};
+                          (char *)(p->log_file ? p->log_file : "-"), out_s, err_s,
+                          master >= 0 && p->attach_socket ? (char *)p->attach_socket : NULL,
+                          NULL};
     char *const envp[] = {NULL};
     execve(p->shim_path, argv, envp);
     kill_and_fail(child, sync_fd, STEP_SHIM, errno, "exec shim");

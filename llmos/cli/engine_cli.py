@@ -95,7 +95,11 @@ def _options(a: argparse.Namespace) -> dict[str, Any]:
         stop_timeout=a.stop_timeout,
     )
     if opts.tty:
-        raise ConfigError("-t: terminals are not supported by this llmos yet; drop -t")
+        try:
+            size = os.get_terminal_size(sys.stdout.fileno())
+            opts.tty_size = (size.lines, size.columns)
+        except OSError:
+            opts.tty_size = None
     d = opts.to_dict()
     return d
 
@@ -143,6 +147,17 @@ def cmd_run(cl: Client, a: argparse.Namespace, create_only: bool = False) -> int
     if a.detach:
         print(cid)
         return 0
+    if opts.get("tty"):
+        path = cl.transport.call("container.attach_socket", {"id": cid})
+        attach_terminal(path, interactive=bool(opts.get("interactive")),
+                        fallback=lambda: _print_logs(c, follow=False))
+        code = int(c.wait()["StatusCode"])
+        if opts.get("auto_remove"):
+            try:
+                c.remove(force=True)
+            except RpcError:
+                pass
+        return code
     old = signal.getsignal(signal.SIGINT)
 
     def forward(signum: int, frame: Any) -> None:
@@ -168,6 +183,74 @@ def cmd_run(cl: Client, a: argparse.Namespace, create_only: bool = False) -> int
         except RpcError:
             pass  # the daemon removed it already
     return code
+
+
+def attach_terminal(path: str, *, interactive: bool, fallback: Any) -> None:
+    """Wire this terminal to the container's pty, held by its shim at `path`.
+
+    Raw mode on our side (the container's line discipline does the editing), our window size
+    sent now and on every SIGWINCH. If the container already ended, its log is printed.
+    """
+    import select
+    import socket
+    import termios
+    import tty
+
+    def connect() -> socket.socket:
+        # Through the directory's fd: the full path may not fit in sun_path's 108 bytes.
+        dfd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
+        except OSError:
+            s.close()
+            raise
+        finally:
+            os.close(dfd)
+        return s
+
+    try:
+        sock = connect()
+    except OSError:
+        fallback()
+        return
+
+    def resize(*_: Any) -> None:
+        try:
+            size = os.get_terminal_size(sys.stdout.fileno())
+            with connect() as s:
+                s.sendall(f"resize {size.lines} {size.columns}\n".encode())
+        except OSError:
+            pass
+
+    sock.sendall(b"attach\n")
+    stdin = sys.stdin.fileno()
+    is_tty = os.isatty(stdin)
+    saved = termios.tcgetattr(stdin) if is_tty and interactive else None
+    old_winch = signal.signal(signal.SIGWINCH, resize)
+    try:
+        if saved is not None:
+            tty.setraw(stdin)
+        resize()
+        watch = [sock] + ([stdin] if interactive else [])
+        while True:
+            ready, _, _ = select.select(watch, [], [])
+            if sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                os.write(sys.stdout.fileno(), data)
+            if stdin in ready:
+                data = os.read(stdin, 4096)
+                if not data:
+                    watch.remove(stdin)
+                    continue
+                sock.sendall(data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        signal.signal(signal.SIGWINCH, old_winch)
+        sock.close()
 
 
 def _exit_code_of(message: str) -> int:

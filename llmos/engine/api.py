@@ -151,6 +151,8 @@ class Api:
                 for n in self.engine.network().list_networks()],
             "network.inspect": lambda p: self.engine.network().inspect_network(_str(p, "name")),
             "network.remove": lambda p: self.engine.network().remove_network(_str(p, "name")),
+            "container.attach_socket": lambda p: self.engine.get(_str(p, "id")).get(
+                "AttachSocket", ""),
             "container.port": lambda p: self.engine.get(_str(p, "id"))["NetworkSettings"].get(
                 "Ports", {}),
         }

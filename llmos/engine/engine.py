@@ -204,6 +204,7 @@ class Engine:
             "Mounts": [],
             "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": ""},
             "LogPath": str(self.records.dir(cid) / "container.log"),
+            "AttachSocket": str(self.runtime.root / cid / "attach.sock") if opts.tty else "",
             "Options": opts.to_dict(),
         }
 

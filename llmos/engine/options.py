@@ -132,6 +132,7 @@ class RunOptions:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     read_only: bool = False
     tty: bool = False
+    tty_size: tuple[int, int] | None = None  # rows, cols of the caller's terminal
     interactive: bool = False
     auto_remove: bool = False
     network: str = "default"  # the daemon's default network (bridge, like Docker)
@@ -174,6 +175,8 @@ class RunOptions:
         elif isinstance(d.get("restart"), str):
             d["restart"] = RestartPolicy.parse(d["restart"])
         d["mounts"] = [m if isinstance(m, Mount) else Mount(**m) for m in d.get("mounts", [])]
+        if d.get("tty_size") is not None:
+            d["tty_size"] = tuple(d["tty_size"])
         try:
             return cls(**d)
         except TypeError as e:

@@ -74,6 +74,8 @@ def generate(
     cfg = default_spec(argv).to_dict()
     process = cfg["process"]
     process["terminal"] = bool(opts.tty)
+    if opts.tty and opts.tty_size:
+        process["consoleSize"] = {"height": opts.tty_size[0], "width": opts.tty_size[1]}
     user_env = [*opts.env, *(["TERM=xterm"] if opts.tty else [])]
     env = merge_env(list(image_config.get("Env") or []), user_env)
     process["env"] = [*env, f"HOSTNAME={opts.hostname or container_id[:12]}"]

@@ -176,6 +176,8 @@ def to_c(plan: Plan) -> tuple[Any, _Keep]:
     p.seccomp_flags = plan.seccomp_flags
     p.stdio = list(plan.stdio)
     p.console_socket = k.s(plan.console_socket)
+    p.console_to_monitor = int(plan.console_to_monitor)
+    p.attach_socket = k.s(plan.attach_socket)
     p.console_rows, p.console_cols = plan.console_size
     p.exec_fifo = k.s(plan.exec_fifo)
     p.hooks_sync = int(plan.hooks_sync)

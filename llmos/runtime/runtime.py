@@ -220,6 +220,8 @@ class Runtime:
                 cgroup_hierarchies=self._cgroup_hierarchies(),
                 exec_fifo=None if start_now else str(sd.fifo),
                 console_socket=console_socket,
+                attach_socket=str(sd.path / "attach.sock")
+                if log_file and not console_socket else None,
                 stdio=stdio,
                 preserve_fds=preserve_fds,
                 shim_path=native.shim_path(),
