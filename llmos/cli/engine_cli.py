@@ -19,7 +19,7 @@ from llmos.errors import ConfigError
 
 VERBS = ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec", "inspect",
          "wait", "stats", "pause", "unpause", "restart", "import", "images", "info", "version",
-         "network", "port", "pull", "push", "tag", "rmi", "load", "save", "image")
+         "network", "port", "pull", "push", "tag", "rmi", "load", "save", "image", "events")
 
 
 class UsageError(Exception):
@@ -380,6 +380,9 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         p.add_argument("reference")
     elif verb == "port":
         p.add_argument("container")
+    elif verb == "events":
+        p.add_argument("--since", type=float, help="unix time to start from (default: now)")
+        p.add_argument("--until", type=float, help="unix time to stop at")
     elif verb in ("pull", "push"):
         p.add_argument("reference")
     elif verb == "tag":
@@ -436,6 +439,13 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         return 0
     if verb in ("pull", "push", "tag", "rmi", "load", "save", "image"):
         return _images(cl, verb, a)
+    if verb == "events":
+        params = {"since": a.since, "until": a.until, "follow": True}
+        for ev in cl.transport.stream("events", params):
+            attrs = ",".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
+            print(f"{ev['time']:.6f} {ev['Type']} {ev['Action']} {ev['Actor']['ID']} ({attrs})",
+                  flush=True)
+        return 0
     if verb == "port":
         ports = cl.transport.call("container.port", {"id": a.container})
         for cport, binds in sorted(ports.items()):

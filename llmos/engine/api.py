@@ -35,8 +35,12 @@ class ApiError(Exception):
 
 
 def _kind(e: BaseException) -> ApiError:
+    from llmos.daemon.errors import RpcError
+
     if isinstance(e, ApiError):
         return e
+    if isinstance(e, RpcError):
+        return ApiError(e.kind, e.message)
     if isinstance(e, NotFound):
         return ApiError("not_found", str(e))
     if isinstance(e, AlreadyExists):
@@ -153,6 +157,7 @@ class Api:
             "network.remove": lambda p: self.engine.network().remove_network(_str(p, "name")),
             "container.attach_socket": lambda p: self.engine.get(_str(p, "id")).get(
                 "AttachSocket", ""),
+            "events": self._events,
             "container.port": lambda p: self.engine.get(_str(p, "id"))["NetworkSettings"].get(
                 "Ports", {}),
         }
@@ -223,6 +228,30 @@ class Api:
                 raise result["error"]
             yield {"action": "pulled", "item": result.get("Id", ""), "current": 0,
                    "total": None}
+
+        return gen()
+
+    def _events(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Past events from `since`, then (with follow) new ones as they happen."""
+        import time as _time
+
+        since = _opt_num(params, "since")
+        until = _opt_num(params, "until")
+        follow = bool(params.get("follow", True))
+        start = _time.time() if since is None else since
+
+        def gen() -> Iterator[dict[str, Any]]:
+            seq = 0
+            while True:
+                for ev in self.engine.records.events_since(start, after_seq=seq):
+                    seq = ev.seq
+                    if until is not None and ev.time >= until:
+                        return
+                    yield {"Type": ev.type, "Action": ev.action, "Actor": {
+                        "ID": ev.actor, "Attributes": ev.attributes}, "time": ev.time}
+                if not follow or (until is not None and _time.time() >= until):
+                    return
+                _time.sleep(0.1)
 
         return gen()
 

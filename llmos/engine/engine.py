@@ -23,7 +23,7 @@ from llmos.engine import specgen
 from llmos.engine.logs import LogLine, read_log
 from llmos.engine.options import RunOptions
 from llmos.engine.records import RecordStore
-from llmos.errors import AlreadyExists, ConfigError, InvalidState, NotFound, RuntimeError_
+from llmos.errors import ConfigError, InvalidState, NotFound, RuntimeError_
 from llmos.plan import Overlay
 from llmos.runtime import Runtime, Status
 
@@ -74,6 +74,7 @@ class Engine:
             return self._network
 
     def close(self) -> None:
+        self.records.close()
         if self._network is not None:
             self._network.close()
             self._network = None
@@ -141,19 +142,16 @@ class Engine:
 
             for spec in opts.ports:
                 parse_port_spec(spec)
-        with self._lock:
-            if opts.name and self.records.find_name(opts.name):
-                raise AlreadyExists(f"the container name {opts.name!r} is already in use")
-            cid = secrets.token_hex(32)
-            cdir = self.records.dir(cid)
-            cdir.mkdir(parents=True)
-            rec = self._new_record(cid, opts, image)
-            self.records.save(rec)
+        cid = secrets.token_hex(32)
+        rec = self._new_record(cid, opts, image)
+        self.records.add(rec)  # the name is taken atomically here
         try:
+            self.records.dir(cid).mkdir(parents=True)
             self._prepare(cid, opts, image, rec)
         except BaseException:
             self._remove_files(cid)
             raise
+        self.records.event("create", rec)
         return cid
 
     def _new_record(self, cid: str, opts: RunOptions, image: Any) -> dict[str, Any]:
@@ -289,6 +287,9 @@ class Engine:
         st.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                   ExitCode=code, FinishedAt=finished,
                   OOMKilled=bool(cs is not None and cs.oom_killed))
+        if st["OOMKilled"]:
+            self.records.event("oom", rec)
+        self.records.event("die", rec, exitCode=code)
         if _networked(rec):
             # Its namespace is gone with it: release the address, DNS name and ports.
             self._disconnect(rec["Id"])
@@ -335,6 +336,7 @@ class Engine:
                             Pid=cs.pid, ExitCode=0, Error="", StartedAt=now_iso(),
                             FinishedAt=ZERO_TIME, OOMKilled=False)
         self.records.save(rec)
+        self.records.event("start", rec)
 
     def _connect(self, rec: dict[str, Any], pid: int) -> None:
         """Attach the created (not yet started) container to its network, publish its ports,
@@ -404,6 +406,7 @@ class Engine:
         while len(self._tombstones) > 1000:
             self._tombstones.pop(next(iter(self._tombstones)))
         self._remove_files(rec["Id"])
+        self.records.event("destroy", rec)
 
     def kill(self, ref: str, sig: str | int = "KILL") -> None:
         rec = self.get(ref)
@@ -460,6 +463,7 @@ class Engine:
                 f"cannot remove running container {rec['Name'][1:]}: stop it first or use -f"
             )
         self._remove_files(rec["Id"])
+        self.records.event("destroy", rec)
 
     def _remove_files(self, cid: str) -> None:
         """Everything a container owns, in an order that is safe to repeat after a crash."""
@@ -473,6 +477,7 @@ class Engine:
         except Exception:
             pass
         shutil.rmtree(self.records.dir(cid), ignore_errors=True)
+        self.records.remove(cid)
 
     def list(self, all: bool = False) -> list[dict[str, Any]]:
         out = []

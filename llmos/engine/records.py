@@ -1,81 +1,133 @@
-"""Container records: one JSON document per container, written tmp + rename.
+"""Container records in the daemon's SQLite store (llmos.daemon.store), plus their directories.
 
-A record lives in the container's own directory, so creating or removing a container touches
-one place; a crash between steps leaves either a whole record or none, and a directory
-without a record is garbage the daemon collects on start.
+The row holds the container's whole inspect document (Docker's shape) in its `config` column,
+with status, restart policy and exit code as columns for queries; names are unique in the
+database, so two concurrent creates cannot both take one. Each container also has a
+directory (bundle, log, /etc files) beside the database; a directory without a row, or a row
+whose directory was never finished, is garbage the daemon collects on start.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import threading
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from llmos.errors import NotFound, RuntimeError_
+from llmos.errors import AlreadyExists, NotFound
 
-RECORD = "record.json"
+_STATUSES = {"created", "running", "paused", "restarting", "exited", "dead", "removing"}
+
+
+def _ts(text: str | None) -> float | None:
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
 
 
 class RecordStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, db_path: Path | None = None) -> None:
+        from llmos.daemon.store import Store
+
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = Store(str(db_path or root.parent / "engine.db"))
+
+    def close(self) -> None:
+        self.store.close()
 
     def dir(self, cid: str) -> Path:
         return self.root / cid
 
-    def save(self, rec: dict[str, Any]) -> None:
-        """Write the record; a no-op if the container was removed meanwhile (a supervisor
-        refresh racing a `rm`). The temporary name is per thread: two threads saving the same
-        record must not rename each other's file."""
-        d = self.dir(rec["Id"])
-        tmp = d / f"{RECORD}.{os.getpid()}.{threading.get_ident()}.tmp"
+    def _fields(self, rec: dict[str, Any]) -> dict[str, Any]:
+        st = rec["State"]
+        status = st["Status"] if st["Status"] in _STATUSES else "created"
+        policy = rec["HostConfig"]["RestartPolicy"]
+        return {
+            "status": status,
+            "config": rec,
+            "restart_policy": policy.get("Name", "no"),
+            "restart_max": int(policy.get("MaximumRetryCount") or 0),
+            "restart_count": int(rec.get("RestartCount", 0)),
+            "exit_code": st.get("ExitCode") if status == "exited" else None,
+            "started": _ts(st.get("StartedAt")),
+            "finished": _ts(st.get("FinishedAt")),
+        }
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Insert a new container; its name must be free (checked in the same transaction)."""
+        from llmos.daemon import errors
+        from llmos.daemon.records import ContainerRecord
+
+        f = self._fields(rec)
         try:
-            with open(tmp, "w") as f:
-                json.dump(rec, f)
-            os.replace(tmp, d / RECORD)
-        except FileNotFoundError:
-            if d.exists():
-                raise
+            self.store.add_container(ContainerRecord(
+                id=rec["Id"], name=rec["Name"].lstrip("/"), image=rec["Image"], **f))
+        except errors.AlreadyExists:
+            raise AlreadyExists(
+                f"the container name {rec['Name'].lstrip('/')!r} is already in use") from None
+
+    def save(self, rec: dict[str, Any]) -> None:
+        """Update the record; a no-op if the container was removed meanwhile."""
+        from llmos.daemon import errors
+
+        try:
+            self.store.update_container(rec["Id"], **self._fields(rec))
+        except errors.NotFound:
+            pass
+
+    def remove(self, cid: str) -> None:
+        from llmos.daemon import errors
+
+        try:
+            self.store.remove_container(cid)
+        except errors.NotFound:
+            pass
 
     def load(self, cid: str) -> dict[str, Any] | None:
+        from llmos.daemon import errors
+
         try:
-            with open(self.dir(cid) / RECORD) as f:
-                data: dict[str, Any] = json.load(f)
-                return data
-        except FileNotFoundError:
+            return dict(self.store.get_container(cid).config)
+        except errors.NotFound:
             return None
-        except ValueError as e:
-            raise RuntimeError_(f"container {cid}: corrupt record: {e}") from None
 
     def all(self) -> Iterator[dict[str, Any]]:
-        for entry in sorted(os.listdir(self.root)):
-            rec = self.load(entry)
-            if rec is not None:
-                yield rec
+        for row in self.store.list_containers():
+            yield dict(row.config)
+
+    def ids(self) -> set[str]:
+        return {row.id for row in self.store.list_containers()}
 
     def find_name(self, name: str) -> dict[str, Any] | None:
-        want = "/" + name.lstrip("/")
-        return next((r for r in self.all() if r["Name"] == want), None)
+        rec = self.load(name.lstrip("/"))
+        if rec is not None and rec["Name"] == "/" + name.lstrip("/"):
+            return rec
+        return None
 
     def resolve(self, ref: str) -> dict[str, Any]:
         """A container by full id, name, or unique id prefix (Docker's rules)."""
+        from llmos.daemon import errors
+
         if not ref:
             raise NotFound("no container given")
-        rec = self.load(ref) if len(ref) == 64 else None
-        if rec is not None:
-            return rec
-        by_name = self.find_name(ref)
-        if by_name is not None:
-            return by_name
-        matches = [e for e in os.listdir(self.root) if e.startswith(ref)]
-        if len(matches) > 1:
-            raise NotFound(f"container id prefix {ref!r} is ambiguous ({len(matches)} match)")
-        if matches:
-            rec = self.load(matches[0])
-            if rec is not None:
-                return rec
-        raise NotFound(f"no such container: {ref}")
+        try:
+            return dict(self.store.get_container(ref).config)
+        except errors.AmbiguousReference as e:
+            raise NotFound(str(e)) from None
+        except errors.NotFound:
+            raise NotFound(f"no such container: {ref}") from None
+
+    # -- events --------------------------------------------------------------------------
+
+    def event(self, action: str, rec: dict[str, Any], **attrs: Any) -> None:
+        self.store.append_event("container", action, rec["Id"], {
+            "name": rec["Name"].lstrip("/"), "image": rec["Config"]["Image"],
+            **{k: str(v) for k, v in attrs.items()}})
+
+    def events_since(self, since: float, after_seq: int = 0) -> list[Any]:
+        return self.store.events_since(since, after_seq=after_seq)

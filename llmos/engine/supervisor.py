@@ -54,6 +54,11 @@ class Supervisor:
         adopted = exited = collected = 0
         known = set()
         for rec in list(eng.records.all()):
+            if "Overlay" not in rec or not eng.records.dir(rec["Id"]).is_dir():
+                # A create that never finished its files: nothing of it may run.
+                eng._remove_files(rec["Id"])
+                collected += 1
+                continue
             known.add(rec["Id"])
             before = rec["State"]["Status"]
             rec = eng._refresh(rec)

@@ -108,3 +108,20 @@ def test_limits_and_volumes(daemon: Any, tmp_path: Any) -> None:
     assert (host / "out.txt").read_text() == "out\n"
     r = daemon.cli("run", "--rm", "-v", "named:/vol", "busybox", "cat", "/vol/k")
     assert r.stdout == "keep\n"
+
+
+def test_events_and_name_conflicts(daemon: Any) -> None:
+    import subprocess
+    import sys
+
+    since = time.time()
+    assert daemon.cli("run", "--name", "ev", "busybox", "sh", "-c", "exit 4").returncode == 4
+    r = daemon.cli("run", "--name", "ev", "busybox", "true")
+    assert r.returncode == 125 and "already in use" in r.stderr
+    daemon.cli("rm", "ev")
+    p = subprocess.run([sys.executable, "-m", "llmos.cli.main", "events", "--since",
+                        str(since), "--until", str(time.time() + 0.5)],
+                       capture_output=True, text=True, env=daemon.env, timeout=30)
+    actions = [line.split()[2] for line in p.stdout.splitlines()]
+    assert actions == ["create", "start", "die", "destroy"], p.stdout
+    assert "exitCode=4" in p.stdout.splitlines()[2]
