@@ -39,3 +39,4 @@ class StepError(RuntimeError_):
         self.step = step
         self.errno = errno_
         self.exit_code = exit_code
+        self.shim_pid = 0

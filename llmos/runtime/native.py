@@ -252,7 +252,9 @@ def spawn(plan: Plan, on_hooks: Callable[[int], None] | None = None) -> Spawned:
             elif msg.type == MSG_SHIM:
                 shim = msg.pid
             elif msg.type == MSG_ERROR:
-                raise step_error(msg)
+                err = step_error(msg)
+                err.shim_pid = shim  # the caller waits for it before removing state
+                raise err
             elif msg.type == MSG_HOOKS:
                 try:
                     if on_hooks is not None:

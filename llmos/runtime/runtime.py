@@ -237,7 +237,12 @@ class Runtime:
             state.pid_start = process_start_time(spawned.pid) or 0
             state.started = start_now
             sd.save(state)
-        except BaseException:
+        except BaseException as e:
+            shim = getattr(e, "shim_pid", 0)
+            if shim:
+                # The shim records the failed child's exit into the state directory: let it
+                # finish before the directory goes, or it would come back.
+                _wait_shim(State(id=container_id, bundle="", shim_pid=shim), fresh=True)
             self._teardown(sd, cgroup)
             raise
         if pid_file:
@@ -617,7 +622,7 @@ def _wait_gone(pid: int, start: int, timeout: float) -> None:
         time.sleep(0.005)
 
 
-def _wait_shim(state: State | None) -> None:
+def _wait_shim(state: State | None, *, fresh: bool = False) -> None:
     """The shim writes the exit file and exits right after the container; let it finish."""
     if state is None or not state.shim_pid:
         return
@@ -626,10 +631,12 @@ def _wait_shim(state: State | None) -> None:
         # A zombie has finished: its parent (init, or whatever subreaper adopted it) reaps it.
         if process_state_letter(state.shim_pid) in (None, "Z", "X"):
             return
-        try:
-            with open(f"/proc/{state.shim_pid}/comm") as f:
-                if f.read().strip() != "llmos-shim":
-                    return
-        except OSError:
-            return
+        if not fresh:
+            # A pid recorded long ago may belong to another process by now.
+            try:
+                with open(f"/proc/{state.shim_pid}/comm") as f:
+                    if f.read().strip() != "llmos-shim":
+                        return
+            except OSError:
+                return
         time.sleep(0.001)
