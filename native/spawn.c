@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -352,40 +353,74 @@ static void monitor(const struct llmos_plan *p, int sync_fd)
     kill_and_fail(child, sync_fd, STEP_SHIM, errno, "exec shim");
 }
 
+struct intermediate_args {
+    const struct llmos_plan *plan;
+    int sync_fd;
+    int other_fd;
+};
+
+/*
+ * The intermediate runs in the caller's memory (CLONE_VM|CLONE_VFORK, on its own stack), so
+ * detaching the monitor costs one copy of the caller's address space instead of two: a
+ * Python process is tens of megabytes of page tables, and each copy and teardown is about a
+ * millisecond here. It only touches its own stack, and the caller sleeps until it exits.
+ */
+static int intermediate(void *raw)
+{
+    struct intermediate_args *a = raw;
+    close(a->other_fd);
+    /* Default signal dispositions: the caller (Python) may ignore SIGPIPE etc. */
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    /* A raw clone, not fork(): no atfork handlers may run in memory shared with Python. */
+    long mon = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (mon < 0)
+        llmos_fail(a->sync_fd, STEP_FORK, errno, "fork monitor");
+    if (mon > 0)
+        _exit(0);
+    monitor(a->plan, a->sync_fd);
+}
+
+#define INTERMEDIATE_STACK (1 << 20)
+
 int llmos_spawn(const struct llmos_plan *p)
 {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
         return -1;
-    pid_t mid = fork();
-    if (mid < 0) {
+    /* Untouched pages cost nothing: the stack is big enough for the deepest path walk. */
+    char *stack = mmap(NULL, INTERMEDIATE_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
         int saved = errno;
         close(sp[0]);
         close(sp[1]);
         errno = saved;
         return -1;
     }
-    if (mid == 0) {
+    struct intermediate_args args = {.plan = p, .sync_fd = sp[1], .other_fd = sp[0]};
+    int saved_errno = errno;
+    pid_t mid = clone(intermediate, stack + INTERMEDIATE_STACK,
+                      CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    int clone_errno = errno;
+    errno = saved_errno; /* the intermediate ran on this thread's errno */
+    if (mid < 0) {
+        munmap(stack, INTERMEDIATE_STACK);
         close(sp[0]);
-        /* Default signal dispositions: the caller (Python) may ignore SIGPIPE etc. */
-        for (int s = 1; s < 32; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        setsid();
-        pid_t mon = fork();
-        if (mon < 0)
-            llmos_fail(sp[1], STEP_FORK, errno, "fork monitor");
-        if (mon > 0)
-            _exit(0);
-        monitor(p, sp[1]);
+        close(sp[1]);
+        errno = clone_errno;
+        return -1;
     }
     close(sp[1]);
     int st;
     while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
         ;
+    munmap(stack, INTERMEDIATE_STACK);
     return sp[0];
 }
 

@@ -154,10 +154,11 @@ class StateDir:
             f.write(state.to_json())
         os.replace(tmp, self.state_file)
 
-    def save_config(self, config: dict[str, Any]) -> None:
+    def save_config(self, config: dict[str, Any], text: str | None = None) -> None:
+        """Keep the config beside the state; `text` is its JSON when the caller has it."""
         tmp = self.path / (CONFIG_FILE + ".tmp")
         with open(tmp, "w") as f:
-            json.dump(config, f, separators=(",", ":"))
+            f.write(text if text is not None else json.dumps(config, separators=(",", ":")))
         os.replace(tmp, self.path / CONFIG_FILE)
 
     def exit_status(self) -> ExitStatus | None:
