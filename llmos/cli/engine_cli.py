@@ -19,7 +19,8 @@ from llmos.errors import ConfigError
 
 VERBS = ("run", "create", "start", "ps", "logs", "stop", "kill", "rm", "exec", "inspect",
          "wait", "stats", "pause", "unpause", "restart", "import", "images", "info", "version",
-         "network", "port", "pull", "push", "tag", "rmi", "load", "save", "image", "events")
+         "network", "port", "pull", "push", "tag", "rmi", "load", "save", "image", "events",
+         "login")
 
 
 class UsageError(Exception):
@@ -383,6 +384,11 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
     elif verb == "events":
         p.add_argument("--since", type=float, help="unix time to start from (default: now)")
         p.add_argument("--until", type=float, help="unix time to stop at")
+    elif verb == "login":
+        p.add_argument("-u", "--username", required=True)
+        p.add_argument("-p", "--password")
+        p.add_argument("--password-stdin", action="store_true")
+        p.add_argument("server")
     elif verb in ("pull", "push"):
         p.add_argument("reference")
     elif verb == "tag":
@@ -439,6 +445,13 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         return 0
     if verb in ("pull", "push", "tag", "rmi", "load", "save", "image"):
         return _images(cl, verb, a)
+    if verb == "login":
+        password = sys.stdin.readline().rstrip("\n") if a.password_stdin else a.password
+        if not password:
+            raise UsageError("llmos login: give --password or --password-stdin")
+        print(cl.transport.call("login", {"registry": a.server, "username": a.username,
+                                          "password": password}))
+        return 0
     if verb == "events":
         params = {"since": a.since, "until": a.until, "follow": True}
         for ev in cl.transport.stream("events", params):

@@ -137,6 +137,8 @@ class Api:
                                                                 _str(p, "name")),
             "image.list": lambda p: self.engine.image_list(),
             "image.pull": self._pull,
+            "login": lambda p: self.engine.login(_str(p, "registry"), _str(p, "username"),
+                                                 _str(p, "password")),
             "image.push": lambda p: {"Digest": self.engine.images.push(
                 _str(p, "ref"), dest=p.get("dest")).digest},
             "image.tag": lambda p: {"Id": self.engine.images.tag(_str(p, "source"),

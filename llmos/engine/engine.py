@@ -47,7 +47,7 @@ class Engine:
         run_root: str | os.PathLike[str] = "/run/llmos",
         default_network: str = "bridge",
     ) -> None:
-        from llmos.image import ImageStore
+        from llmos.image import ImageStore, RegistryConfig
 
         if default_network not in ("bridge", "none", "host"):
             raise ConfigError(f"default network: {default_network!r} is not bridge, none or host")
@@ -56,7 +56,12 @@ class Engine:
         self.run_root = Path(run_root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.run_root.mkdir(parents=True, exist_ok=True, mode=0o711)
-        self.images = ImageStore(self.root / "image")
+        # Registry credentials (`llmos login`), in Docker's config.json format, and CAs in
+        # ROOT/certs.d/HOST/ca.crt as Docker keeps them.
+        self.auth_file = self.root / "auth.json"
+        self.registry_config = RegistryConfig.from_docker_config(
+            self.auth_file, certs_dir=self.root / "certs.d")
+        self.images = ImageStore(self.root / "image", registry_config=self.registry_config)
         self.runtime = Runtime(self.run_root / "runtime")
         self.records = RecordStore(self.root / "containers")
         self._lock = threading.RLock()
@@ -116,6 +121,41 @@ class Engine:
                 f"(llmos build -t {ref} DIR), load it (llmos load -i FILE) or import a rootfs "
                 f"(llmos import FILE {ref})"
             ) from None
+
+    def login(self, registry: str, username: str, password: str) -> str:
+        """Check the credentials against the registry, then keep them for pulls and pushes."""
+        import base64
+        import json as _json
+
+        from llmos.image import NotFound as ImageNotFound
+        from llmos.image import Reference, RegistryConfig, RegistryError, Unauthorized
+        from llmos.image.registry import RegistryClient
+
+        probe = RegistryConfig(credentials={registry: (username, password)},
+                               certs_dir=self.registry_config.certs_dir,
+                               insecure=set(self.registry_config.insecure))
+        repo = RegistryClient(probe).repository(
+            Reference.parse(f"{registry}/llmos/login-probe:probe"), "pull")
+        try:
+            repo.ping()
+            repo.get_manifest("probe")
+        except Unauthorized as e:
+            raise InvalidState(f"login to {registry} failed: {e}") from None
+        except (ImageNotFound, RegistryError) as e:
+            if "401" in str(e) or "unauthorized" in str(e).lower():
+                raise InvalidState(f"login to {registry} failed: {e}") from None
+        doc: dict[str, Any] = {}
+        if self.auth_file.exists():
+            doc = _json.loads(self.auth_file.read_text())
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        doc.setdefault("auths", {})[registry] = {"auth": token}
+        tmp = self.auth_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            _json.dump(doc, f)
+        os.replace(tmp, self.auth_file)
+        self.registry_config.credentials[registry] = (username, password)
+        return "Login Succeeded"
 
     def pull(self, ref: str, progress: Any = None) -> dict[str, Any]:
         img = self.images.pull(ref, progress=progress)

@@ -125,3 +125,35 @@ def test_events_and_name_conflicts(daemon: Any) -> None:
     actions = [line.split()[2] for line in p.stdout.splitlines()]
     assert actions == ["create", "start", "die", "destroy"], p.stdout
     assert "exitCode=4" in p.stdout.splitlines()[2]
+
+
+def test_restart_policies(daemon: Any) -> None:
+    # on-failure:2 — restarted twice, then left exited.
+    daemon.cli("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh",
+               "-c", "exit 1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        doc = json.loads(daemon.cli("inspect", "flaky").stdout)[0]
+        if doc["RestartCount"] == 2 and doc["State"]["Status"] == "exited":
+            break
+        time.sleep(0.2)
+    assert doc["RestartCount"] == 2 and doc["State"]["ExitCode"] == 1, doc["State"]
+    # always — comes back after its process is killed, but not after `stop`.
+    daemon.cli("run", "-d", "--name", "keeper", "--restart", "always", "busybox", "sleep", "60")
+    pid = json.loads(daemon.cli("inspect", "keeper").stdout)[0]["State"]["Pid"]
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        st = json.loads(daemon.cli("inspect", "keeper").stdout)[0]["State"]
+        if st["Running"] and st["Pid"] != pid:
+            break
+        time.sleep(0.2)
+    assert st["Running"] and st["Pid"] != pid
+    assert daemon.cli("stop", "-t", "1", "keeper").returncode == 0
+    time.sleep(1.0)
+    assert json.loads(daemon.cli("inspect", "keeper").stdout)[0]["State"]["Status"] == "exited"
+    r = daemon.cli("run", "--rm", "--restart", "always", "busybox", "true")
+    assert r.returncode == 125 and "--rm" in r.stderr

@@ -57,3 +57,24 @@ def test_rmi_in_use_is_refused(daemon: Any) -> None:
     daemon.cli("create", "--name", "user", "busybox", "true")
     r = daemon.cli("rmi", "busybox")
     assert r.returncode != 0 and "user" in r.stderr
+
+
+def test_login_then_push_to_an_auth_registry(daemon: Any, tmp_path: Path) -> None:
+    from tests.integration.image.conftest import PASSWORD, USER
+
+    (tmp_path / "authreg").mkdir()
+    reg = start_registry(tmp_path / "authreg", auth=True)
+    try:
+        ref = f"{reg.host}/tests/private:1"
+        daemon.cli("tag", "busybox", ref)
+        r = daemon.cli("push", ref)
+        assert r.returncode == 125 and reg.host in r.stderr  # no credentials yet
+        r = daemon.cli("login", "-u", USER, "-p", "wrong", reg.host)
+        assert r.returncode == 125 and "failed" in r.stderr
+        r = daemon.cli("login", "-u", USER, "-p", PASSWORD, reg.host)
+        assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
+        assert daemon.cli("push", ref).returncode == 0
+        auth = (daemon.root / "lib" / "auth.json")
+        assert oct(auth.stat().st_mode & 0o777) == "0o600"
+    finally:
+        stop_registry(reg)
