@@ -76,7 +76,7 @@ class Supervisor:
         if eng.runtime.root.is_dir():
             for entry in os.listdir(eng.runtime.root):
                 state_ok = (eng.runtime.root / entry / "state.json").exists()
-                if entry in known and state_ok:
+                if entry in known and state_ok and not _half_created(eng, entry):
                     continue
                 try:
                     eng.runtime.delete(entry, force=True)
@@ -160,6 +160,16 @@ class Supervisor:
                 rec["State"].update(Status="exited", Restarting=False,
                                     FinishedAt=now_iso())
                 eng.records.save(rec)
+
+
+def _half_created(eng: Engine, cid: str) -> bool:
+    """Runtime state with no pid: the daemon died inside create; nothing of it is usable."""
+    from llmos.runtime.state import StateDir
+
+    try:
+        return StateDir(eng.runtime.root, cid).load().pid == 0
+    except RuntimeError_:
+        return True
 
 
 def _destroy_orphan_cgroup(cid: str) -> None:

@@ -339,7 +339,7 @@ class Runtime:
                 pass
             _destroy_cgroup(cgroup)
         _wait_shim(state)
-        shutil.rmtree(sd.path, ignore_errors=True)
+        _remove_dir(sd.path)
 
     def start(self, container_id: str) -> None:
         sd, state, status = self._load(container_id)
@@ -527,7 +527,7 @@ class Runtime:
             _wait_gone(state.pid, state.pid_start, 5.0)
         if cg is not None:
             _destroy_cgroup(cg)
-        shutil.rmtree(sd.path, ignore_errors=True)
+        _remove_dir(sd.path)
         post = hooks_mod.hooks_of(state.config, "poststop")
         if post:
             st = hooks_mod.oci_state(state.id, "stopped", 0, state.bundle, state.annotations)
@@ -635,6 +635,17 @@ def _destroy_cgroup(cg: Any) -> None:
         cg.destroy()
     except Exception as e:
         raise RuntimeError_(f"cannot remove cgroup {getattr(cg, 'name', '?')}: {e}") from None
+
+
+def _remove_dir(path: Path, timeout: float = 2.0) -> None:
+    """rmtree that wins against a shim still writing its exit record into the directory
+    (after a crash nobody knows the shim's pid to wait for it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def _wait_gone(pid: int, start: int, timeout: float) -> None:
