@@ -34,10 +34,17 @@ class BuildWithShim(build_ext):
             output_dir=self.build_temp,
             extra_postargs=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
         )
-        self.compiler.link_executable(
-            objects, "llmos-shim", output_dir=str(out_dir), extra_postargs=["-static-pie"]
-            if os.environ.get("LLMOS_STATIC_SHIM") else []
-        )
+        # Static: no dynamic loader and no shared libc mapped in, so a shim costs a few
+        # hundred KiB resident instead of over a megabyte. Fall back to dynamic linking where
+        # the static libc is missing.
+        try:
+            self.compiler.link_executable(
+                objects, "llmos-shim", output_dir=str(out_dir), extra_postargs=["-static"]
+            )
+        except Exception:
+            if os.environ.get("LLMOS_REQUIRE_STATIC_SHIM"):
+                raise
+            self.compiler.link_executable(objects, "llmos-shim", output_dir=str(out_dir))
 
 
 setup(

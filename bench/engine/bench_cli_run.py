@@ -67,14 +67,17 @@ def main() -> int:
             tar.add(rootfs, arcname=".")
         d.start()
         d.client().images.import_rootfs(str(work / "bb.tar"), "busybox")
-        cli = [sys.executable, "-m", "llmos.cli.main"]
-        llmos_bin = shutil.which("llmos")
-        if llmos_bin:
-            cli = [llmos_bin]
+        # The console script beside this interpreter: not a version manager's shim, which is a
+        # shell script that would cost more than llmos itself.
+        llmos_bin = Path(sys.executable).parent / "llmos"
+        cli = [str(llmos_bin)] if llmos_bin.exists() else [sys.executable, "-m",
+                                                            "llmos.cli.main"]
         results["llmos"] = summary(time_cmd(
             [*cli, "run", "--rm", "--network", "none", "busybox", "true"], args.n, d.env))
         if shutil.which("podman"):
-            podman = ["podman", "run", "--rm", "--network", "none", "--ulimit",
+            # crun refuses this hybrid host; podman runs with runc here (see shared notes).
+            podman = ["podman", "--runtime", "runc", "run", "--rm", "--network", "none",
+                      "--ulimit",
                       "nofile=20000:20000", "--ulimit", "nproc=32768:32768", "--rootfs",
                       str(rootfs), "true"]
             try:

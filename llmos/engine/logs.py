@@ -45,7 +45,7 @@ def read_log(
     tail: int | None = None,
     follow: bool = False,
     still_running: Callable[[], bool] | None = None,
-    poll: float = 0.05,
+    poll: float = 0.005,
 ) -> Iterator[LogLine]:
     """Yield the log's lines; with follow, keep yielding until the container has stopped."""
     if not os.path.exists(path):
@@ -63,6 +63,7 @@ def read_log(
     else:
         offset = 0
     buf = b""
+    idle = 0
     with open(path, "rb") as f:
         f.seek(offset)
         while True:
@@ -77,6 +78,8 @@ def read_log(
                 continue
             if not follow:
                 return
+            # Poll fast while output flows, then back off to 50 ms when the log is quiet.
+            idle = idle + 1 if chunk == b"" else 0
             if still_running is not None and not still_running():
                 # One more read: the shim flushes the last lines just before it exits.
                 rest = f.read()
@@ -86,4 +89,4 @@ def read_log(
                     if parsed:
                         yield parsed
                 return
-            time.sleep(poll)
+            time.sleep(min(poll * (1 + idle // 10), 0.05))

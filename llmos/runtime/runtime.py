@@ -395,7 +395,8 @@ class Runtime:
             hooks_mod.run_hooks("poststart", post, st)
 
     def state(self, container_id: str) -> ContainerState:
-        sd, state, _ = self._load(container_id)
+        sd = self._dir(container_id)
+        state = sd.load(config=False)
         return self._container_state(sd, state)
 
     def _container_state(self, sd: StateDir, state: State) -> ContainerState:
@@ -479,7 +480,8 @@ class Runtime:
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
         """Block until the container's process has ended and its status is recorded."""
-        sd, state, _ = self._load(container_id)
+        sd = self._dir(container_id)
+        state = sd.load(config=False)
         deadline = None if timeout is None else time.monotonic() + timeout
         fds = []
         for pid in (state.shim_pid,):

@@ -135,13 +135,15 @@ class StateDir:
     def exists(self) -> bool:
         return self.state_file.exists()
 
-    def load(self) -> State:
+    def load(self, *, config: bool = True) -> State:
+        """The state; `config=False` skips parsing the (large) config for status queries."""
         try:
             state = State.from_json(self.state_file.read_text())
-            try:
-                state.config = json.loads((self.path / CONFIG_FILE).read_text())
-            except FileNotFoundError:
-                pass
+            if config:
+                try:
+                    state.config = json.loads((self.path / CONFIG_FILE).read_text())
+                except FileNotFoundError:
+                    pass
             return state
         except FileNotFoundError:
             raise NotFound(f"container {self.id!r} does not exist") from None
