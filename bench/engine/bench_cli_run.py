@@ -86,6 +86,18 @@ def main() -> int:
                     results["llmos"]["median_ms"] / results["podman"]["median_ms"])  # type: ignore[index]
             except SystemExit as e:
                 results["podman"] = f"failed: {e}"
+            # conmon leaves empty libpod_parent cgroups behind: remove them (empty only).
+            for parent in Path("/sys/fs/cgroup").glob("*/libpod_parent"):
+                for d in sorted(parent.rglob("*"), key=lambda p: -len(p.parts)):
+                    if d.is_dir():
+                        try:
+                            d.rmdir()
+                        except OSError:
+                            pass
+                try:
+                    parent.rmdir()
+                except OSError:
+                    pass
         # Memory: daemon RSS growth per running container, and a shim's RSS.
         assert d.proc is not None
         cl = d.client()
