@@ -26,12 +26,12 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos.image import Descriptor, LayerBlob
+from llmos.image import Descriptor, LayerBlob, sqlitedb
 
 __all__ = ["BuildCache", "CachedStep", "state_id", "step_key"]
 
@@ -75,25 +75,10 @@ class BuildCache:
 
     def __init__(self, root: str | Path) -> None:
         self.path = Path(root) / "build-cache.db"
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for i in range(version, len(_MIGRATIONS)):
-                db.execute(_MIGRATIONS[i])
-                db.execute(f"PRAGMA user_version = {i + 1}")
+        sqlitedb.migrate(self.path, _MIGRATIONS)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlitedb.transaction(self.path)
 
     def get(self, key: str) -> CachedStep | None:
         """The stored result of a step, or None."""

@@ -35,10 +35,11 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import sqlitedb
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 __all__ = ["MAX_LOWER_LAYERS", "Mount", "SnapshotInfo", "Snapshotter", "overlay_mounts"]
@@ -153,28 +154,11 @@ class Snapshotter:
         self.snapshots_dir = self.root / "snapshots"
         self.snapshots_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db_path = self.root / "metadata.db"
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for i in range(version, len(_MIGRATIONS)):
-                # executescript() would commit behind our back: run statement by statement
-                for statement in filter(str.strip, _MIGRATIONS[i].split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {i + 1}")
+        sqlitedb.migrate(self._db_path, _MIGRATIONS)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One IMMEDIATE transaction: a writer excludes other writers (other processes too)."""
-        db = sqlite3.connect(self._db_path, timeout=60, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+        return sqlitedb.transaction(self._db_path)
 
     # -- queries -----------------------------------------------------------------------
     def stat(self, key: str) -> SnapshotInfo:

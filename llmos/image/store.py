@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from . import sqlitedb
 from .content import ContentStore
 from .digest import chain_ids, parse_digest
 from .errors import (
@@ -179,27 +180,11 @@ class ImageStore:
         self.platform = platform or Platform.host()
         self._registry_config = registry_config
         self._db_path = self.root / "images.db"
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for i in range(version, len(_MIGRATIONS)):
-                for statement in filter(str.strip, _MIGRATIONS[i].split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {i + 1}")
+        sqlitedb.migrate(self._db_path, _MIGRATIONS)
 
     # -- transactions and the gc lock ------------------------------------------------------
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self._db_path, timeout=60, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlitedb.transaction(self._db_path)
 
     @contextlib.contextmanager
     def lease(self, *, exclusive: bool = False) -> Iterator[None]:

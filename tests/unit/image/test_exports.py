@@ -9,7 +9,8 @@ def test_all_matches_public_names() -> None:
     # "@py_*": pytest's assertion rewriting of a plugin's distribution (llmos is one).
     public = {n for n in dir(image) if not n.startswith(("_", "@"))}
     modules = {"archive", "content", "digest", "errors", "manifest", "progress", "reference",
-               "registry", "snapshot", "store", "testing", "transfer", "unpack", "annotations"}
+               "registry", "snapshot", "sqlitedb", "store", "testing", "transfer", "unpack",
+               "annotations"}
     assert set(image.__all__) == public - modules
     assert sorted(image.__all__, key=lambda n: (not n[0].isupper(), n)) == image.__all__
 
