@@ -52,6 +52,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--network", "--net", default="default")
     p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-P", "--publish-all", action="store_true")
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
@@ -91,6 +92,7 @@ def _options(a: argparse.Namespace) -> dict[str, Any]:
         auto_remove=a.rm,
         network=a.network,
         ports=list(a.publish),
+        publish_all=a.publish_all,
         labels=labels,
         stop_signal=a.stop_signal,
         stop_timeout=a.stop_timeout,

@@ -171,11 +171,21 @@ class Engine:
 
     def create(self, opts: RunOptions) -> str:
         image = self.image_for_run(opts.image)
+        if opts.publish_all:
+            exposed = sorted((image.config.config.get("ExposedPorts") or {}).keys())
+            opts.ports = [*opts.ports, *exposed]
         if opts.network == "default":
             opts.network = self.default_network
-        if opts.network not in ("none", "host", "bridge"):
+        if opts.network.startswith("container:"):
+            # Share another container's network namespace (Docker's --network container:X).
+            other = self.get(opts.network.split(":", 1)[1])
+            if not other["State"]["Running"]:
+                raise InvalidState(f"--network {opts.network}: that container is not running")
+            opts.network = f"container:{other['Id']}"
+        elif opts.network not in ("none", "host", "bridge"):
             self.network().get_network(opts.network)  # raises if there is no such network
-        if opts.ports and opts.network in ("none", "host"):
+        if opts.ports and (opts.network in ("none", "host")
+                           or opts.network.startswith("container:")):
             raise ConfigError(f"-p: ports cannot be published with --network {opts.network}")
         if opts.ports:
             from llmos.network import parse_port_spec
@@ -270,6 +280,7 @@ class Engine:
         config = specgen.generate(
             image.config.config, opts, container_id=cid, rootfs=str(cdir / "rootfs"),
             volume_paths=volume_paths, resolve_user=resolver, hosts_files=hosts,
+            shared_netns="/proc/0/ns/net" if opts.network.startswith("container:") else None,
         )
         rec["Path"], rec["Args"] = config["process"]["args"][0], config["process"]["args"][1:]
         rec["Overlay"] = {"lower": list(overlay.lower), "upper": overlay.upper,
@@ -353,6 +364,9 @@ class Engine:
             pass
         ov = rec["Overlay"]
         networked = _networked(rec)
+        mode = rec["HostConfig"]["NetworkMode"]
+        if mode.startswith("container:"):
+            self._join_netns_of(rec, mode.split(":", 1)[1])
         try:
             cs = self.runtime.create(
                 cid, cdir, overlay=Overlay(ov["lower"], ov["upper"], ov["work"]),
@@ -377,6 +391,21 @@ class Engine:
                             FinishedAt=ZERO_TIME, OOMKilled=False)
         self.records.save(rec)
         self.records.event("start", rec)
+
+    def _join_netns_of(self, rec: dict[str, Any], other_id: str) -> None:
+        """Point the config at the other container's network namespace, as it is now."""
+        import json as _json
+
+        other = self.get(other_id)
+        if not other["State"]["Running"]:
+            raise InvalidState(f"container {other['Name'][1:]} (whose network this one "
+                               "shares) is not running")
+        path = self.records.dir(rec["Id"]) / "config.json"
+        config = _json.loads(path.read_text())
+        for ns in config["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/proc/{other['State']['Pid']}/ns/net"
+        path.write_text(_json.dumps(config))
 
     def _connect(self, rec: dict[str, Any], pid: int) -> None:
         """Attach the created (not yet started) container to its network, publish its ports,
@@ -594,7 +623,8 @@ class Engine:
 
 
 def _networked(rec: dict[str, Any]) -> bool:
-    return rec["HostConfig"]["NetworkMode"] not in ("none", "host")
+    mode = rec["HostConfig"]["NetworkMode"]
+    return mode not in ("none", "host") and not mode.startswith("container:")
 
 
 def _overlay_from(mounts: builtins.list[Any]) -> Overlay:

@@ -137,6 +137,7 @@ class RunOptions:
     auto_remove: bool = False
     network: str = "default"  # the daemon's default network (bridge, like Docker)
     ports: list[str] = field(default_factory=list)
+    publish_all: bool = False  # -P: every port the image EXPOSEs, on a random host port
     labels: dict[str, str] = field(default_factory=dict)
     stop_signal: str | None = None
     stop_timeout: int | None = None

@@ -66,6 +66,7 @@ def generate(
     volume_paths: Mapping[str, str],
     resolve_user: UserResolver | None = None,
     hosts_files: Mapping[str, str] | None = None,
+    shared_netns: str | None = None,
 ) -> dict[str, Any]:
     """The OCI config for a container; `volume_paths` maps named volumes to host dirs."""
     from llmos.spec import default_spec
@@ -102,6 +103,10 @@ def generate(
         linux["resources"] = {**linux.get("resources", {}), **resources}
     if opts.network == "host":
         linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    elif opts.network.startswith("container:") and shared_netns:
+        linux["namespaces"] = [
+            {"type": "network", "path": shared_netns} if ns["type"] == "network" else ns
+            for ns in linux["namespaces"]]
     cfg["mounts"].extend(_mounts(opts.mounts, volume_paths))
     for dest, src in (hosts_files or {}).items():
         cfg["mounts"].append(

@@ -152,3 +152,25 @@ def test_outbound_nat(lab: tuple[Daemon, str, str]) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_publish_all_and_shared_network(lab: tuple[Daemon, str, str], tmp_path: Path) -> None:
+    d, host, _ = lab
+    # An image that EXPOSEs 80: -P publishes it on a random host port.
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nEXPOSE 80\n")
+    env_root = {**d.env, "LLMOS_ROOT": str(d.root / "lib")}
+    r = subprocess.run([sys.executable, "-m", "llmos.cli.main", "build", "-t", "exposer",
+                        str(ctx)], capture_output=True, text=True, env=env_root, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = d.cli("run", "-d", "--name", "pweb", "--network", "bridge", "-P", "exposer", *HTTPD)
+    assert r.returncode == 0, r.stderr
+    line = d.cli("port", "pweb").stdout.strip()
+    assert line.startswith("80/tcp -> 0.0.0.0:"), line
+    time.sleep(0.5)
+    assert fetch(host, f"http://127.0.0.1:{line.rsplit(':', 1)[1]}/") == "hello from llmos\n"
+    # --network container:pweb shares its namespace: its server is on our 127.0.0.1.
+    r = d.cli("run", "--rm", "--network", "container:pweb", "busybox", "sh", "-c",
+              GET.format("127.0.0.1"))
+    assert r.stdout.endswith("hello from llmos\n"), r.stdout + r.stderr
