@@ -334,6 +334,11 @@ def _network(cl: Client, a: argparse.Namespace) -> int:
                   f"{n['IPAM']['Config'][0]['Subnet']}")
     elif a.action == "inspect":
         print(json.dumps([t.call("network.inspect", {"name": n}) for n in a.names], indent=4))
+    elif a.action == "connect":
+        t.call("network.connect", {"name": a.network, "container": a.container,
+                                   "aliases": a.alias})
+    elif a.action == "disconnect":
+        t.call("network.disconnect", {"name": a.network, "container": a.container})
     elif a.action == "rm":
         for n in a.names:
             t.call("network.remove", {"name": n})
@@ -420,6 +425,12 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         sub.add_parser("ls")
         for action in ("rm", "inspect"):
             sub.add_parser(action).add_argument("names", nargs="+")
+        for action in ("connect", "disconnect"):
+            ap = sub.add_parser(action)
+            if action == "connect":
+                ap.add_argument("--alias", action="append", default=[])
+            ap.add_argument("network")
+            ap.add_argument("container")
     a = p.parse_args(list(argv))
     cl = _client(a)
     if verb == "run":

@@ -11,7 +11,7 @@ containers (through llmosd, found by -H or LLMOS_HOST like DOCKER_HOST):
   run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, stats,
   pause, unpause, port
 networks:
-  network create|ls|inspect|rm
+  network create|ls|inspect|rm|connect|disconnect
 images:
   build -t NAME DIR, bootstrap debian:bookworm, import FILE NAME, images
 system:

@@ -156,6 +156,10 @@ class Api:
                 self.engine.network().inspect_network(n.name)
                 for n in self.engine.network().list_networks()],
             "network.inspect": lambda p: self.engine.network().inspect_network(_str(p, "name")),
+            "network.connect": lambda p: self.engine.network_connect(
+                _str(p, "name"), _str(p, "container"), list(p.get("aliases") or [])),
+            "network.disconnect": lambda p: self.engine.network_disconnect(
+                _str(p, "name"), _str(p, "container")),
             "network.remove": lambda p: self.engine.network().remove_network(_str(p, "name")),
             "container.attach_socket": lambda p: self.engine.get(_str(p, "id")).get(
                 "AttachSocket", ""),

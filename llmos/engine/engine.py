@@ -442,6 +442,26 @@ class Engine:
         }
         self.records.save(rec)
 
+    def network_connect(self, network: str, ref: str, aliases: list[str] | None = None) -> None:
+        """`llmos network connect`: one more interface (eth1, ...) in a running container."""
+        rec = self.get(ref)
+        if not rec["State"]["Running"] or not _networked(rec):
+            raise InvalidState(f"container {rec['Name'][1:]} must be running on a bridge "
+                               "network to connect it to another")
+        cname = rec["Name"].lstrip("/")
+        ep = self.network().connect(network, rec["Id"], f"/proc/{rec['State']['Pid']}/ns/net",
+                                    name=cname, aliases=list(aliases or []))
+        rec["NetworkSettings"]["Networks"][network] = {
+            "IPAddress": str(ep.ip), "Gateway": str(ep.gateway), "MacAddress": ep.mac,
+            "IPPrefixLen": ep.prefixlen, "Aliases": [cname, *(aliases or [])]}
+        self.records.save(rec)
+
+    def network_disconnect(self, network: str, ref: str) -> None:
+        rec = self.get(ref)
+        self.network().disconnect(network, rec["Id"])
+        rec["NetworkSettings"]["Networks"].pop(network, None)
+        self.records.save(rec)
+
     def _disconnect(self, cid: str) -> None:
         if self._network is None and not (self.root / "network").exists():
             return

@@ -174,3 +174,21 @@ def test_publish_all_and_shared_network(lab: tuple[Daemon, str, str], tmp_path: 
     r = d.cli("run", "--rm", "--network", "container:pweb", "busybox", "sh", "-c",
               GET.format("127.0.0.1"))
     assert r.stdout.endswith("hello from llmos\n"), r.stdout + r.stderr
+
+
+def test_connect_and_disconnect(lab: tuple[Daemon, str, str]) -> None:
+    d, _, _ = lab
+    d.cli("network", "create", "side")
+    d.cli("run", "-d", "--name", "srv", "--network", "side", "busybox", *HTTPD)
+    d.cli("run", "-d", "--name", "cli", "--network", "bridge", "busybox", "sleep", "60")
+    srv_ip = json.loads(d.cli("inspect", "srv").stdout)[0]["NetworkSettings"]["IPAddress"]
+    time.sleep(0.3)
+    get = GET.format(srv_ip)
+    assert "hello" not in d.cli("exec", "cli", "sh", "-c", get).stdout  # different networks
+    assert d.cli("network", "connect", "side", "cli").returncode == 0
+    r = d.cli("exec", "cli", "sh", "-c", get)
+    assert r.stdout.endswith("hello from llmos\n"), r.stdout + r.stderr
+    nets = json.loads(d.cli("inspect", "cli").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", "side"}
+    assert d.cli("network", "disconnect", "side", "cli").returncode == 0
+    assert "hello" not in d.cli("exec", "cli", "sh", "-c", get).stdout
