@@ -27,9 +27,18 @@ GUEST_SMOKE = "tests/vm/guest/test_guest_smoke.py"
 
 @pytest.fixture(scope="module")
 def probe_report(vm_image: vmharness.BootImage) -> dict[str, Any]:
-    result = vmharness.run_in_vm(
-        [sys.executable, str(PROBE), "vda"], timeout=300, image=vm_image, scratch_disk_mb=16
-    )
+    # One more boot if the first times out: under TCG on a loaded 2-core host a guest has been
+    # seen to stall once in about ten runs (a real failure fails both boots).
+    for attempt in (1, 2):
+        try:
+            result = vmharness.run_in_vm(
+                [sys.executable, str(PROBE), "vda"], timeout=300, image=vm_image,
+                scratch_disk_mb=16,
+            )
+            break
+        except vmharness.VMTimeoutError:
+            if attempt == 2:
+                raise
     assert result.returncode == 0, result.output + result.console[-3000:]
     line = next(
         (ln for ln in result.output.splitlines() if ln.startswith("PROBE-REPORT ")), None
