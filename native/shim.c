@@ -118,11 +118,11 @@ static int serve_attach(const char *path)
 }
 
 /* A new connection: read its one-line request (with a short timeout) and act on it. */
-static void accept_client(void)
+static int accept_client(void)
 {
     int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (c < 0)
-        return;
+        return -1;
     struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -142,11 +142,11 @@ static void accept_client(void)
         struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
         ioctl(master_fd, TIOCSWINSZ, &ws);
         close(c);
-        return;
+        return 0;
     }
     if (strcmp(line, "attach") != 0) {
         close(c);
-        return;
+        return 0;
     }
     struct timeval none = {0, 0};
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
@@ -154,6 +154,7 @@ static void accept_client(void)
         close(client_fd);
     client_fd = c;
     to_client(replay, replay_len);
+    return 0;
 }
 
 /* Input from the attached client goes to the container's terminal. */
@@ -345,16 +346,17 @@ int main(int argc, char **argv)
             pf[n].fd = sfd;
             pf[n].events = POLLIN;
             n++;
-            if (listen_fd >= 0) {
-                pf[n].fd = listen_fd;
-                pf[n].events = POLLIN;
-                n++;
-            }
-            if (client_fd >= 0) {
-                pf[n].fd = client_fd;
-                pf[n].events = POLLIN;
-                n++;
-            }
+        }
+        /* Attach stays served while the terminal drains: a client may come late. */
+        if (listen_fd >= 0) {
+            pf[n].fd = listen_fd;
+            pf[n].events = POLLIN;
+            n++;
+        }
+        if (client_fd >= 0) {
+            pf[n].fd = client_fd;
+            pf[n].events = POLLIN;
+            n++;
         }
         int r = poll(pf, (nfds_t)n, timeout);
         if (r < 0 && errno != EINTR)
@@ -390,8 +392,19 @@ int main(int argc, char **argv)
         if (streams[i].len > 0)
             emit(&streams[i], streams[i].buf, streams[i].len, 'F');
     if (listen_fd >= 0) {
-        close(listen_fd);
+        /*
+         * A client that connected after the last poll is still in the backlog: closing the
+         * socket would hand it an empty stream. Unlink first (later ones fall back to the
+         * log), then give the queued ones the replay.
+         */
         unlinkat(attach_dir, attach_base, 0);
+        int fl = fcntl(listen_fd, F_GETFL);
+        fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
+        struct pollfd lp = {.fd = listen_fd, .events = POLLIN};
+        while (poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
+            if (accept_client() < 0)
+                break;
+        close(listen_fd);
     }
     record_exit(exit_file, status);
     if (client_fd >= 0)
