@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmos.client import Client, RpcError
@@ -109,17 +109,25 @@ def _options(a: argparse.Namespace) -> dict[str, Any]:
 
 def _expand_env(items: list[str]) -> list[str]:
     """`-e NAME` takes NAME's value from this shell, as Docker does."""
+    from llmos.cli import session
+
+    env = session.environ()
     out = []
     for item in items:
         if "=" not in item:
-            if item in os.environ:
-                out.append(f"{item}={os.environ[item]}")
+            if item in env:
+                out.append(f"{item}={env[item]}")
             continue
         out.append(item)
     return out
 
 
 def _client(a: argparse.Namespace) -> Client:
+    from llmos.cli import session
+
+    s = session.current()
+    if s is not None:  # served inside llmosd: the engine is right here
+        return Client(s.transport)
     from llmos.client.transport import SocketTransport
 
     return Client(SocketTransport(a.host.removeprefix("unix://") if a.host else None))
@@ -161,16 +169,13 @@ def cmd_run(cl: Client, a: argparse.Namespace, create_only: bool = False) -> int
             except RpcError:
                 pass
         return code
-    old = signal.getsignal(signal.SIGINT)
-
-    def forward(signum: int, frame: Any) -> None:
+    def forward(signum: int) -> None:
         try:
             c.kill(signum)
         except RpcError:
             pass
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    restore = _forward_signals(forward)
     try:
         # stdout and stderr, in order, as they were written.
         for item in cl.transport.stream("container.logs", {"id": cid, "follow": True}):
@@ -179,13 +184,32 @@ def cmd_run(cl: Client, a: argparse.Namespace, create_only: bool = False) -> int
             out.flush()
         code = int(c.wait()["StatusCode"])
     finally:
-        signal.signal(signal.SIGINT, old)
+        restore()
     if opts.get("auto_remove"):
         try:
             c.remove(force=True)
         except RpcError:
             pass  # the daemon removed it already
     return code
+
+
+def _forward_signals(forward: Callable[[int], None]) -> Callable[[], None]:
+    """Ctrl-C and TERM go to the container while `run` waits on it; returns the undo."""
+    from llmos.cli import session
+
+    s = session.current()
+    if s is not None:  # the front end forwards its signals with a cli.signal call
+        s.on_signal = forward
+        return lambda: setattr(s, "on_signal", None)
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in old:
+        signal.signal(sig, lambda signum, frame: forward(signum))
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def attach_terminal(path: str, *, interactive: bool, fallback: Any) -> None:
@@ -256,6 +280,12 @@ def attach_terminal(path: str, *, interactive: bool, fallback: Any) -> None:
         sock.close()
 
 
+def _abspath(path: str) -> str:
+    from llmos.cli import session
+
+    return session.abspath(path)
+
+
 def _exit_code_of(message: str) -> int:
     if "executable file not found" in message or "No such file or directory" in message:
         return 127
@@ -308,10 +338,10 @@ def _images(cl: Client, verb: str, a: argparse.Namespace) -> int:
             for d in t.call("image.remove", {"ref": ref, "force": a.force})["Deleted"]:
                 print(f"Deleted: {d}")
     elif verb == "load":
-        for name in t.call("image.load", {"path": os.path.abspath(a.input)})["Loaded"]:
+        for name in t.call("image.load", {"path": _abspath(a.input)})["Loaded"]:
             print(f"Loaded image: {name}")
     elif verb == "save":
-        t.call("image.save", {"refs": a.images, "path": os.path.abspath(a.output),
+        t.call("image.save", {"refs": a.images, "path": _abspath(a.output),
                               "format": a.format})
     elif verb == "image" and a.action == "prune":
         r = t.call("image.prune", {})
@@ -346,7 +376,8 @@ def _network(cl: Client, a: argparse.Namespace) -> int:
     return 0
 
 
-def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
+def parse(verb: str, argv: Sequence[str], host: str | None = None) -> argparse.Namespace:
+    """The verb's flags; UsageError names what was wrong."""
     p = _Parser(prog=f"llmos {verb}", add_help=verb not in ("run", "create"))
     p.set_defaults(host=host)
     if verb in ("run", "create"):
@@ -431,7 +462,24 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
                 ap.add_argument("--alias", action="append", default=[])
             ap.add_argument("network")
             ap.add_argument("container")
-    a = p.parse_args(list(argv))
+    return p.parse_args(list(argv))
+
+
+def needs_terminal(verb: str, argv: Sequence[str]) -> bool:
+    """Whether the verb reads this process's own terminal or stdin (the compiled front end
+    then hands it to the Python command line instead of the daemon)."""
+    if verb not in ("run", "create", "exec", "login"):
+        return False
+    try:
+        a = parse(verb, argv)
+    except (UsageError, SystemExit):
+        return False  # the daemon reports it like any other usage error
+    return bool(getattr(a, "tty", False) or getattr(a, "interactive", False)
+                or getattr(a, "password_stdin", False))
+
+
+def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
+    a = parse(verb, argv, host)
     cl = _client(a)
     if verb == "run":
         return cmd_run(cl, a)
@@ -453,7 +501,7 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
                 print(f"{tag:<40}{img['Id'].removeprefix('sha256:')[:12]:<16}{img['Size']}")
         return 0
     if verb == "import":
-        r = cl.images.import_rootfs(os.path.abspath(a.file), a.reference)
+        r = cl.images.import_rootfs(_abspath(a.file), a.reference)
         print(r["Id"])
         return 0
     if verb in ("pull", "push", "tag", "rmi", "load", "save", "image"):
@@ -550,7 +598,10 @@ def run_verb(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         return 125
     except BrokenPipeError:
         # `llmos logs x | head`: the reader left; that is not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from llmos.cli import session
+
+        if session.current() is None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except ConnectionError as e:
         sys.stderr.write(f"llmos: {e}\n")

@@ -19,10 +19,17 @@ from typing import Any
 
 
 def _handler(api: Any) -> Any:
+    from llmos.cli.remote import RemoteCli
     from llmos.daemon.errors import RpcError
     from llmos.engine.api import ApiError
 
+    remote = RemoteCli(api)
+
     def handle(method: str, params: dict[str, Any]) -> Any:
+        if method in ("cli.run", "cli.signal"):
+            if not isinstance(params, dict):
+                raise RpcError("invalid_argument", "params must be a map")
+            return remote.handle(method, params)
         try:
             result = api.handle(method, params)
         except ApiError as e:

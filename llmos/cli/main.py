@@ -63,5 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 125
 
 
+# Verbs that always run in the caller's process: they use its files, terminal or namespaces.
+LOCAL_VERBS = ("runtime", "build", "bootstrap")
+
+
+def needs_local(argv: Sequence[str]) -> bool:
+    """Whether `llmos ARGV` must run in the caller's own process rather than inside llmosd
+    (see native/cli.c, the compiled front end that asks)."""
+    args = list(argv)
+    while len(args) >= 2 and args[0] in ("-H", "--host"):
+        args = args[2:]
+    if not args:
+        return False
+    if args[0] in LOCAL_VERBS:
+        return True
+    from llmos.cli.engine_cli import VERBS, needs_terminal
+
+    return args[0] in VERBS and needs_terminal(args[0], args[1:])
+
+
 if __name__ == "__main__":
     sys.exit(main())

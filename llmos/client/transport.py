@@ -62,6 +62,13 @@ class InProcessTransport:
 
         self.api = Api(Engine(root, run_root, default_network=default_network))
 
+    @classmethod
+    def for_api(cls, api: Any) -> InProcessTransport:
+        """A transport over an Api that already exists (llmosd's own, for the CLI it serves)."""
+        t = cls.__new__(cls)
+        t.api = api
+        return t
+
     def _convert(self, e: Exception) -> RpcError:
         from llmos.engine.api import ApiError
 

@@ -85,6 +85,9 @@ class CallContext:
     method: str
     peer: Peer
     cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
+    # Sends one stream item ahead of the reply, from inside a handler that is not itself a
+    # generator (the command line run in the daemon); False once the client is gone.
+    emit: Callable[[Any], bool] = field(default=lambda item: False, compare=False)
 
 
 _current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
@@ -447,7 +450,8 @@ class Server:
 
     def _dispatch(self, conn: _Conn, rid: int, method: str, params: dict[str, Any]) -> bool:
         """Run one call; False when the connection must be closed afterwards."""
-        ctx = CallContext(rid, method, conn.peer)
+        ctx = CallContext(rid, method, conn.peer,
+                          emit=lambda item: self._send(conn, {"id": rid, "stream": item}))
         conn.ctx = ctx
         token = _current.set(ctx)
         self._watcher.watch(conn.sock, ctx.cancelled)

@@ -18,6 +18,23 @@ import pytest
 from tests.integration.conftest import make_busybox_rootfs
 
 
+def front_end() -> list[str]:
+    """The `llmos` command as a user runs it: the compiled front end (native/cli.c) that pip
+    installed beside this interpreter; `python -m llmos.cli.main` only where it is missing."""
+    exe = Path(sys.executable).parent / "llmos"
+    try:
+        with open(exe, "rb") as f:
+            if f.read(4) == b"\x7fELF":
+                return [str(exe)]
+    except OSError:
+        pass
+    return [sys.executable, "-m", "llmos.cli.main"]
+
+
+PY_CLI = [sys.executable, "-m", "llmos.cli.main"]
+LLMOS_CLI = front_end()
+
+
 @dataclass
 class Daemon:
     root: Path
@@ -71,8 +88,11 @@ class Daemon:
 
         return Client(SocketTransport(self.socket))
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "llmos.cli.main", *args],
+    def cli(self, *args: str, timeout: float = 60,
+            python: bool = False) -> subprocess.CompletedProcess[str]:
+        """`llmos ARGS` through the compiled front end (the verb runs inside llmosd), or with
+        python=True through the Python command line in a process of its own."""
+        return subprocess.run([*(PY_CLI if python else LLMOS_CLI), *args],
                               capture_output=True, text=True, env=self.env, timeout=timeout)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from llmos.spec import DEFAULT_CAPABILITIES
 from llmos.spec.tables import capability_mask
+from tests.integration.engine.conftest import LLMOS_CLI
 
 
 def test_run_rm_echo(daemon: Any) -> None:
@@ -50,11 +51,10 @@ def test_detach_logs_follow_and_stop(daemon: Any) -> None:
 
 def test_logs_follow_streams(daemon: Any) -> None:
     import subprocess
-    import sys
 
     daemon.cli("run", "-d", "--name", "slow", "busybox", "sh", "-c",
                "for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done")
-    p = subprocess.Popen([sys.executable, "-m", "llmos.cli.main", "logs", "-f", "slow"],
+    p = subprocess.Popen([*LLMOS_CLI, "logs", "-f", "slow"],
                          stdout=subprocess.PIPE, text=True, env=daemon.env)
     assert p.stdout is not None
     first = p.stdout.readline()
@@ -112,14 +112,13 @@ def test_limits_and_volumes(daemon: Any, tmp_path: Any) -> None:
 
 def test_events_and_name_conflicts(daemon: Any) -> None:
     import subprocess
-    import sys
 
     since = time.time()
     assert daemon.cli("run", "--name", "ev", "busybox", "sh", "-c", "exit 4").returncode == 4
     r = daemon.cli("run", "--name", "ev", "busybox", "true")
     assert r.returncode == 125 and "already in use" in r.stderr
     daemon.cli("rm", "ev")
-    p = subprocess.run([sys.executable, "-m", "llmos.cli.main", "events", "--since",
+    p = subprocess.run([*LLMOS_CLI, "events", "--since",
                         str(since), "--until", str(time.time() + 0.5)],
                        capture_output=True, text=True, env=daemon.env, timeout=30)
     actions = [line.split()[2] for line in p.stdout.splitlines()]

@@ -7,10 +7,11 @@ import os
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 from typing import Any
+
+from tests.integration.engine.conftest import LLMOS_CLI
 
 
 def run_in_pty(daemon: Any, args: list[str], *, rows: int = 33, cols: int = 77,
@@ -18,7 +19,7 @@ def run_in_pty(daemon: Any, args: list[str], *, rows: int = 33, cols: int = 77,
     """Run `llmos ARGS` with a pty of the given size as its terminal; (exit code, output)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "llmos.cli.main", *args], stdin=slave,
+    proc = subprocess.Popen([*LLMOS_CLI, *args], stdin=slave,
                             stdout=slave, stderr=slave, env=daemon.env, start_new_session=True)
     os.close(slave)
     out = b""
