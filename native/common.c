@@ -74,6 +74,8 @@ void llmos_send(int sync_fd, int type, int pid, int step, int err, const char *t
     }
 }
 
+__thread volatile int llmos_exec_reached;
+
 void llmos_fail_raw(int sync_fd, int step, int err, const char *text)
 {
     llmos_send(sync_fd, LLMOS_MSG_ERROR, 0, step, err, text);

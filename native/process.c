@@ -249,6 +249,9 @@ void llmos_finish_process(const struct llmos_plan *p, int sync_fd, int fifo_fd)
         close(w);
         close(fifo_fd);
     }
+    llmos_exec_reached = 1;
     execve(exe, p->argv, p->envp);
-    llmos_fail(sync_fd, STEP_EXEC, errno, "exec %s", exe);
+    int err = errno;
+    llmos_exec_reached = 0;
+    llmos_fail(sync_fd, STEP_EXEC, err, "exec %s", exe);
 }

@@ -2,6 +2,10 @@
  * Creating a container: caller -> intermediate (exits at once, so the caller never owns the
  * monitor) -> monitor (clones the container, writes id maps and cgroups, then execs the small
  * llmos-shim binary) -> container child (the ordered steps, then execve).
+ *
+ * Two ways through it: the fast path (see fast_monitor), where every process of the chain
+ * shares the caller's memory and runs in turn, and the general one, where the monitor and
+ * the child are copies, for what needs them to run side by side.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -126,10 +130,17 @@ static void container_child(const struct llmos_plan *p, int sync_fd, int go_fd, 
             if (p->stdio[i] >= 0 && p->stdio[i] != i && dup2(p->stdio[i], i) < 0)
                 llmos_fail(sync_fd, STEP_SYNC, errno, "dup2 stdio %d", i);
     }
-    char go;
-    if (read(go_fd, &go, 1) != 1)
-        _exit(125); /* the monitor died before we were placed in our cgroups */
-    close(go_fd);
+    if (go_fd >= 0) {
+        char go;
+        if (read(go_fd, &go, 1) != 1)
+            _exit(125); /* the monitor died before we were placed in our cgroups */
+        close(go_fd);
+    } else {
+        /* The fast path: no monitor runs while we do, so we join our cgroups ourselves. */
+        for (int i = 0; i < p->n_cgroup_procs; i++)
+            if (llmos_write_file(p->cgroup_procs[i], "0") != 0)
+                llmos_fail(sync_fd, STEP_CGROUP, errno, "join %s", p->cgroup_procs[i]);
+    }
     /* Nothing of the caller leaks into the container but stdio and preserved fds. */
     syscall(SYS_close_range, 3 + p->n_preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 
@@ -266,6 +277,10 @@ static int receive_master(int sock)
 }
 
 __attribute__((noreturn))
+static void become_shim(const struct llmos_plan *p, int sync_fd, pid_t child, int outp[2],
+                        int errp[2], int cons[2]);
+
+__attribute__((noreturn))
 static void monitor(const struct llmos_plan *p, int sync_fd)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, go[2], cons[2] = {-1, -1};
@@ -324,6 +339,16 @@ static void monitor(const struct llmos_plan *p, int sync_fd)
         close(outp[1]);
         close(errp[1]);
     }
+    become_shim(p, sync_fd, child, outp, errp, cons);
+}
+
+/* Hand the container's output (or its pty) to llmos-shim, which this process becomes. */
+__attribute__((noreturn))
+static void become_shim(const struct llmos_plan *p, int sync_fd, pid_t child, int outp[2],
+                        int errp[2], int cons[2])
+{
+    char pidbuf[32];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)child);
     int master = -1;
     if (cons[0] >= 0) {
         close(cons[1]);
@@ -357,7 +382,87 @@ struct intermediate_args {
     const struct llmos_plan *plan;
     int sync_fd;
     int other_fd;
+    char *stacks; /* the fast path's monitor and child stacks, above the intermediate's */
 };
+
+/*
+ * The fast path, for a container that starts at once with no user namespace and no hooks
+ * (what the engine runs): the monitor and the container child are each made with
+ * CLONE_VM|CLONE_VFORK, so nothing copies the caller's address space (a Python process: tens
+ * of megabytes of page tables, a millisecond or more per copy and as much again to tear it
+ * down). The chain runs one process at a time: the caller's thread sleeps until the
+ * intermediate exits, the intermediate until the monitor has exec'd the shim, the monitor
+ * until the child has exec'd the container's program (or failed). Nothing in the chain
+ * allocates; each has its own stack; the plan stays alive in the sleeping caller.
+ *
+ * What needs the monitor while the child runs takes the slow path: an exec FIFO (the child
+ * waits for `start`), hooks (the caller runs them while the child waits), user namespace id
+ * maps (written from outside).
+ */
+#define FAST_STACK (1 << 20)
+
+struct fast_child_args {
+    const struct llmos_plan *plan;
+    int sync_fd;
+    int out_w, err_w, cons_w;
+};
+
+static int fast_child(void *raw)
+{
+    struct fast_child_args *a = raw;
+    container_child(a->plan, a->sync_fd, -1, a->out_w, a->err_w, a->cons_w);
+}
+
+__attribute__((noreturn))
+static void fast_monitor(const struct llmos_plan *p, int sync_fd, char *stacks)
+{
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, cons[2] = {-1, -1};
+    if (p->console_to_monitor) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) != 0)
+            llmos_fail(sync_fd, STEP_CONSOLE, errno, "socketpair");
+    } else if (p->log_file != NULL &&
+               (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)) {
+        llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
+    }
+    join_namespaces(p, sync_fd, 1);
+    struct fast_child_args ca = {.plan = p, .sync_fd = sync_fd, .out_w = outp[1],
+                                 .err_w = errp[1], .cons_w = cons[1]};
+    unsigned long flags = (unsigned long)(p->clone_flags & ~(unsigned long long)CLONE_NEWCGROUP);
+    llmos_exec_reached = 0;
+    pid_t child = clone(fast_child, stacks + 2 * FAST_STACK,
+                        (int)(flags | CLONE_VM | CLONE_VFORK | SIGCHLD), &ca);
+    if (child < 0)
+        llmos_fail(sync_fd, STEP_CLONE, errno, "clone");
+    if (!llmos_exec_reached) {
+        /* It failed a step and said which; no shim, so nothing records an exit. */
+        waitpid(child, NULL, 0);
+        _exit(1);
+    }
+    llmos_send(sync_fd, LLMOS_MSG_PID, (int)child, 0, 0, NULL);
+    llmos_send(sync_fd, LLMOS_MSG_SHIM, (int)getpid(), 0, 0, NULL);
+    if (outp[1] >= 0) {
+        close(outp[1]);
+        close(errp[1]);
+    }
+    become_shim(p, sync_fd, child, outp, errp, cons);
+}
+
+struct fast_monitor_args {
+    const struct llmos_plan *plan;
+    int sync_fd;
+    char *stacks;
+};
+
+static int fast_monitor_entry(void *raw)
+{
+    struct fast_monitor_args *a = raw;
+    fast_monitor(a->plan, a->sync_fd, a->stacks);
+}
+
+static int use_fast_path(const struct llmos_plan *p)
+{
+    return p->exec_fifo == NULL && !p->hooks_sync && !(p->clone_flags & CLONE_NEWUSER);
+}
 
 /*
  * The intermediate runs in the caller's memory (CLONE_VM|CLONE_VFORK, on its own stack), so
@@ -377,6 +482,14 @@ static int intermediate(void *raw)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
+    if (use_fast_path(a->plan)) {
+        struct fast_monitor_args ma = {.plan = a->plan, .sync_fd = a->sync_fd,
+                                       .stacks = a->stacks};
+        if (clone(fast_monitor_entry, a->stacks + FAST_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                  &ma) < 0)
+            llmos_fail(a->sync_fd, STEP_FORK, errno, "clone monitor");
+        _exit(0);
+    }
     /* A raw clone, not fork(): no atfork handlers may run in memory shared with Python. */
     long mon = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (mon < 0)
@@ -394,7 +507,7 @@ int llmos_spawn(const struct llmos_plan *p)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
         return -1;
     /* Untouched pages cost nothing: the stack is big enough for the deepest path walk. */
-    char *stack = mmap(NULL, INTERMEDIATE_STACK, PROT_READ | PROT_WRITE,
+    char *stack = mmap(NULL, INTERMEDIATE_STACK + 2 * FAST_STACK, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
         int saved = errno;
@@ -403,14 +516,15 @@ int llmos_spawn(const struct llmos_plan *p)
         errno = saved;
         return -1;
     }
-    struct intermediate_args args = {.plan = p, .sync_fd = sp[1], .other_fd = sp[0]};
+    struct intermediate_args args = {.plan = p, .sync_fd = sp[1], .other_fd = sp[0],
+                                     .stacks = stack + INTERMEDIATE_STACK};
     int saved_errno = errno;
     pid_t mid = clone(intermediate, stack + INTERMEDIATE_STACK,
                       CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     int clone_errno = errno;
     errno = saved_errno; /* the intermediate ran on this thread's errno */
     if (mid < 0) {
-        munmap(stack, INTERMEDIATE_STACK);
+        munmap(stack, INTERMEDIATE_STACK + 2 * FAST_STACK);
         close(sp[0]);
         close(sp[1]);
         errno = clone_errno;
@@ -420,7 +534,7 @@ int llmos_spawn(const struct llmos_plan *p)
     int st;
     while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
         ;
-    munmap(stack, INTERMEDIATE_STACK);
+    munmap(stack, INTERMEDIATE_STACK + 2 * FAST_STACK);
     return sp[0];
 }
 

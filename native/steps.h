@@ -52,6 +52,14 @@ void llmos_finish_process(const struct llmos_plan *p, int sync_fd, int fifo_fd);
 
 int llmos_write_file(const char *path, const char *data);
 
+/*
+ * Set just before the final execve and cleared if it fails. A child that shares its
+ * parent's memory until it execs (spawn's fast path) leaves it set exactly when it got as
+ * far as its own program. Thread-local: a chain of CLONE_VM processes keeps the TLS of the
+ * thread that started it, so two threads spawning at once each see their own.
+ */
+extern __thread volatile int llmos_exec_reached;
+
 __attribute__((noreturn))
 void llmos_exec_child(const struct llmos_plan *p, int sync_fd);
 
