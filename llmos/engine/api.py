@@ -132,6 +132,10 @@ class Api:
             "container.list": lambda p: self.engine.list(all=bool(p.get("all"))),
             "container.logs": self._logs,
             "container.exec": self._exec,
+            "container.exec_start": self._exec_start,
+            "container.exec_resume": lambda p: self.engine.exec_resume(_str(p, "id")),
+            "container.exec_wait": lambda p: {"ExitCode": self.engine.exec_wait(
+                _str(p, "id"), _opt_num(p, "timeout"))},
             "container.stats": lambda p: self.engine.stats(_str(p, "id")),
             "image.import": lambda p: self.engine.import_rootfs(_str(p, "path"),
                                                                 _str(p, "name")),
@@ -288,3 +292,21 @@ class Api:
             workdir=params.get("workdir"),
         )
         return {"ExitCode": code, "Stdout": out, "Stderr": err}
+
+    def _exec_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`exec -t`: {Id, AttachSocket}; `exec -i` (tty false): {Id, Stdio: [stdin, stdout,
+        stderr FIFO paths]}. Then container.exec_resume {id} once attached (or the FIFOs
+        open), and container.exec_wait {id} -> {ExitCode} when the output ends."""
+        cmd = params.get("cmd")
+        if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
+            raise ApiError("invalid_argument", "cmd: a non-empty list of strings is required")
+        size = params.get("tty_size")
+        if size is not None and not (isinstance(size, list | tuple) and len(size) == 2 and all(
+                isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 65536
+                for n in size)):
+            raise ApiError("invalid_argument", "tty_size: [rows, columns] is required")
+        return self.engine.exec_start(
+            _str(params, "id"), cmd, env=list(params.get("env") or []),
+            user=params.get("user"), workdir=params.get("workdir"),
+            tty=bool(params.get("tty", True)), tty_size=(size[0], size[1]) if size else None,
+            hold=bool(params.get("hold")))

@@ -561,6 +561,9 @@ class Engine:
             self.runtime.delete(cid, force=True)
         except NotFound:
             pass
+        from llmos.engine import execs
+
+        execs.end_all(self.records.dir(cid))  # `exec -t` shims, which no cgroup holds
         try:
             self.images.snapshotter.remove(cid)
         except Exception:
@@ -602,17 +605,7 @@ class Engine:
     ) -> tuple[int, bytes, bytes]:
         """Run cmd in the container; (exit code, stdout, stderr)."""
         rec = self.get(ref)
-        if not rec["State"]["Running"]:
-            raise InvalidState(f"container {rec['Name'][1:]} is not running")
-        process: dict[str, Any] = {"args": list(cmd), "terminal": False}
-        base_env = list(rec["Config"]["Env"])
-        if env:
-            process["env"] = specgen.merge_env(base_env, env)
-        if workdir:
-            process["cwd"] = workdir
-        if user:
-            uid, gid, _ = specgen.parse_user(user, None)
-            process["user"] = {"uid": uid, "gid": gid}
+        process = self._exec_process(rec, cmd, env, user, workdir)
         import tempfile
 
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -626,6 +619,92 @@ class Engine:
             err.seek(0)
             return code, out.read(), err.read()
 
+    def _exec_process(self, rec: dict[str, Any], cmd: builtins.list[str],
+                      env: builtins.list[str] | None, user: str | None,
+                      workdir: str | None) -> dict[str, Any]:
+        """The OCI process of an exec: the container's own, with these overrides."""
+        if not rec["State"]["Running"]:
+            raise InvalidState(f"container {rec['Name'][1:]} is not running")
+        process: dict[str, Any] = {"args": list(cmd), "terminal": False}
+        base_env = list(rec["Config"]["Env"])
+        if env:
+            process["env"] = specgen.merge_env(base_env, env)
+        if workdir:
+            process["cwd"] = workdir
+        if user:
+            uid, gid, _ = specgen.parse_user(user, None)
+            process["user"] = {"uid": uid, "gid": gid}
+        return process
+
+    def exec_start(
+        self,
+        ref: str,
+        cmd: builtins.list[str],
+        *,
+        env: builtins.list[str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        tty: bool = True,
+        tty_size: tuple[int, int] | None = None,
+        hold: bool = False,
+    ) -> dict[str, Any]:
+        """`exec -t` / `exec -i`: cmd under an llmos-shim of its own, which records its exit
+        for `exec_wait`. With a terminal the shim serves it like a container's (returned:
+        Id, AttachSocket); without, its stdio are FIFOs for the client (Id, Stdio: the
+        stdin, stdout and stderr paths).
+
+        With `hold` (always, without a terminal) the process waits before execve until
+        `exec_resume`: the client attaches first, so even a command that ends at once has
+        its output seen, and its pipes have their reader.
+        """
+        from llmos.engine import execs
+
+        rec = self.get(ref)
+        process = self._exec_process(rec, cmd, env, user, workdir)
+        process["terminal"] = tty
+        if tty and tty_size:
+            process["consoleSize"] = {"height": tty_size[0], "width": tty_size[1]}
+        exec_id = execs.new_id()
+        d = execs.exec_dir(self.records.dir(rec["Id"]), exec_id)
+        d.parent.mkdir(mode=0o700, exist_ok=True)
+        d.mkdir(mode=0o700)
+        st = None
+        stdio: tuple[int, int, int] = (-1, -1, -1)
+        try:
+            if not tty:
+                stdio = execs.stdio_fifos(d)
+            try:
+                spawned = self.runtime.exec_monitored(rec["Id"], process, exec_dir=d,
+                                                      hold=hold or not tty, stdio=stdio)
+            finally:
+                for fd in stdio:
+                    if fd >= 0:
+                        os.close(fd)
+            st = execs.ExecState.of(rec["Id"], spawned.pid, spawned.shim_pid)
+            execs.save(d, st)
+            if tty:
+                execs.wait_socket(d, st)
+        except BaseException as e:
+            execs.abandon(d, st, getattr(e, "shim_pid", 0))
+            raise
+        if tty:
+            return {"Id": exec_id, "AttachSocket": str(d / "attach.sock")}
+        return {"Id": exec_id, "Stdio": [str(d / name) for name in execs.STDIO]}
+
+    def exec_resume(self, exec_id: str) -> None:
+        """Let an exec started with `hold` run."""
+        from llmos.engine import execs
+
+        d, st = execs.find(self.records.root, exec_id)
+        self.runtime.exec_release(d, st.pid, st.pid_start)
+
+    def exec_wait(self, exec_id: str, timeout: float | None = None) -> int:
+        """The exit code of an `exec_start`ed process, once it ended; its files go with it."""
+        from llmos.engine import execs
+
+        d, st = execs.find(self.records.root, exec_id)
+        return execs.wait(d, st, timeout)
+
     def stats(self, ref: str) -> dict[str, Any]:
         from llmos.cgroups import open_cgroup
 
@@ -633,13 +712,37 @@ class Engine:
         if not rec["State"]["Running"]:
             raise InvalidState(f"container {rec['Name'][1:]} is not running")
         s = open_cgroup(f"llmos/{rec['Id']}").stats()
+        host_memory = _host_memory()
+        limit = s.memory_limit
+        if limit is None or (host_memory and limit > host_memory):
+            limit = host_memory  # unlimited: the machine's memory is the limit (as Docker)
         return {
             "id": rec["Id"], "name": rec["Name"],
-            "memory_stats": {"usage": s.memory_usage, "limit": s.memory_limit},
-            "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_usage_ns}},
+            "memory_stats": {"usage": s.memory_usage, "limit": limit,
+                             "stats": {"cache": s.memory_cache or 0}},
+            # Docker's fields for CPU %: the container's time against all CPUs' time, both
+            # in ns, between two reads.
+            "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_usage_ns},
+                          "system_cpu_usage": _system_cpu_ns(),
+                          "online_cpus": os.cpu_count() or 1},
             "pids_stats": {"current": s.pids_current},
             "read": now_iso(),
         }
+
+
+def _system_cpu_ns() -> int:
+    """Time all CPUs spent, busy or idle, since boot (/proc/stat's first line, as Docker)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:8]
+    return sum(int(x) for x in fields) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _host_memory() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _networked(rec: dict[str, Any]) -> bool:

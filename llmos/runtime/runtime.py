@@ -563,25 +563,15 @@ class Runtime:
         _, state, status = self._load(container_id)
         if not status.can_exec():
             raise InvalidState(f"container {container_id!r} is {status.value}, not running")
-        base = dict(state.config.get("process") or {})
-        if isinstance(process, Mapping):
-            proc = {**base, **process}
-        else:
-            proc = {**base, "args": list(process), "terminal": False}
-        config = {**state.config, "process": proc}
+        proc = dict(process) if isinstance(process, Mapping) else {
+            "args": list(process), "terminal": False}
         from llmos.plan import CLONE_NEWUSER
 
-        plan = plan_container(
-            {k: v for k, v in config.items() if k not in ("mounts", "hostname", "domainname")}
-            | {"linux": {**(config.get("linux") or {}), "namespaces": []}},
-            PlanContext(bundle=Path(state.bundle), stdio=stdio, seccomp=_compile_seccomp(config)),
-        )
+        plan = self._exec_plan(state, proc, PlanContext(bundle=Path(state.bundle), stdio=stdio))
         plan.join_pid = state.pid
         plan.clone_flags = _ns_flags(state.config)
         if not plan.clone_flags & CLONE_NEWUSER:
             plan.uid_map = plan.gid_map = None
-        cg = self._cgroup(state)
-        plan.cgroup_procs = list(cg.procs_files())
         waiter, pid = native.exec_process(plan)
         if process_start_time(state.pid) != state.pid_start:
             raise RuntimeError_(f"container {container_id!r} exited during exec")
@@ -589,6 +579,84 @@ class Runtime:
             return pid
         _, status_code = os.waitpid(waiter, 0)
         return os.waitstatus_to_exitcode(status_code)
+
+    def _exec_plan(self, state: State, process: Mapping[str, Any], ctx: PlanContext) -> Plan:
+        """A process in the running container: its settings over the container's own, and
+        none of the container-wide setup (mounts, hostname), which it joins, not makes."""
+        proc = {**dict(state.config.get("process") or {}), **process}
+        config = {**state.config, "process": proc}
+        ctx.seccomp = _compile_seccomp(config)
+        plan = plan_container(
+            {k: v for k, v in config.items() if k not in ("mounts", "hostname", "domainname")}
+            | {"linux": {**(config.get("linux") or {}), "namespaces": []}},
+            ctx,
+        )
+        plan.cgroup_procs = list(self._cgroup(state).procs_files())
+        return plan
+
+    def exec_monitored(
+        self,
+        container_id: str,
+        process: Mapping[str, Any],
+        *,
+        exec_dir: Path,
+        hold: bool = False,
+        stdio: tuple[int, int, int] = (-1, -1, -1),
+    ) -> native.Spawned:
+        """Run a process in the container under an llmos-shim of its own (`docker exec -t`).
+
+        Unlike `exec`, nobody has to stay to reap it: the shim holds its terminal (served at
+        exec_dir/attach.sock, as a container's is) and records its exit in exec_dir/exit.
+        It is made like a container's first process, joining the container's namespaces by
+        path instead of making new ones. With `hold` it waits before execve until
+        `exec_release`, so a client can attach first and miss none of a short command's
+        output.
+        """
+        _, state, status = self._load(container_id)
+        if not status.can_exec():
+            raise InvalidState(f"container {container_id!r} is {status.value}, not running")
+        fifo_fd = -1
+        if hold:
+            os.mkfifo(exec_dir / "start", 0o600)
+            fifo_fd = os.open(exec_dir / "start", os.O_PATH | os.O_CLOEXEC)
+        try:
+            ctx = PlanContext(
+                bundle=Path(state.bundle),
+                stdio=stdio,
+                attach_socket=str(exec_dir / "attach.sock") if process.get("terminal") else None,
+                shim_path=native.shim_path(),
+                exit_file=str(exec_dir / "exit"),
+                # The child opens the FIFO once in the container's mount namespace, where no
+                # host path is visible: through the fd it inherited (as runc does).
+                exec_fifo=f"/proc/self/fd/{fifo_fd}" if hold else None,
+            )
+            plan = self._exec_plan(state, process, ctx)
+            plan.join = _ns_paths(state.config, state.pid)
+            return native.spawn(plan)
+        finally:
+            if fifo_fd >= 0:
+                os.close(fifo_fd)
+
+    def exec_release(self, exec_dir: Path, pid: int, pid_start: int) -> None:
+        """Let a process held by `exec_monitored(hold=True)` go on to execve."""
+        fifo = exec_dir / "start"
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise InvalidState("the exec was already started") from None
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                r, _, _ = select.select([fd], [], [], 0.1)
+                if r and os.read(fd, 1):
+                    break
+                if process_start_time(pid) != pid_start:
+                    raise RuntimeError_("the exec'd process ended before it started")
+                if time.monotonic() > deadline:
+                    raise RuntimeError_("the exec'd process did not start within 10 s")
+        finally:
+            os.close(fd)
+            fifo.unlink(missing_ok=True)
 
     def run(
         self,
@@ -630,6 +698,23 @@ def _ns_flags(config: Mapping[str, Any]) -> int:
     for ns in (config.get("linux") or {}).get("namespaces") or []:
         flags |= NAMESPACE_FLAGS.get(ns.get("type"), 0)
     return flags & ~0x00000080  # a time namespace is joined by children only
+
+
+def _ns_paths(config: Mapping[str, Any], pid: int) -> list[tuple[str, int]]:
+    """The namespaces of the container's process `pid`, as paths to join (setns).
+
+    The mount namespace comes last: once in it, /proc is the container's and /proc/PID
+    names another process, or none.
+    """
+    from llmos.plan import CLONE_NEWNS, CLONE_NEWTIME, NAMESPACE_FLAGS
+
+    proc_names = {"mount": "mnt", "network": "net"}
+    out = []
+    for ns in (config.get("linux") or {}).get("namespaces") or []:
+        flag = NAMESPACE_FLAGS.get(ns.get("type"), 0)
+        if flag and flag != CLONE_NEWTIME:  # joined by children only, like _ns_flags
+            out.append((f"/proc/{pid}/ns/{proc_names.get(ns['type'], ns['type'])}", flag))
+    return sorted(out, key=lambda item: item[1] == CLONE_NEWNS)
 
 
 def _destroy_cgroup(cg: Any) -> None:

@@ -99,6 +99,11 @@ def test_reader_that_leaves_is_not_an_error(daemon: Any) -> None:
                        capture_output=True, text=True, env=daemon.env, timeout=60)
     assert p.stdout.startswith("1\n2\n")
     assert "status=0" in p.stdout, p.stdout[-200:] + p.stderr
+    # --rm still holds: the daemon removes the container when it ends.
+    deadline = time.monotonic() + 30
+    while daemon.cli("ps", "-a", "-q").stdout.strip():
+        assert time.monotonic() < deadline, daemon.cli("ps", "-a").stdout
+        time.sleep(0.2)
 
 
 def test_no_daemon_hands_over_to_python(tmp_path: Path) -> None:
