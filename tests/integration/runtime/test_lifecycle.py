@@ -103,3 +103,36 @@ def test_outlives_creator(runtime: Any, make_bundle: Any, tmp_path: Path) -> Non
     fresh.kill("survivor", "KILL")
     assert fresh.wait("survivor", timeout=10).code == 137
     fresh.delete("survivor")
+
+
+
+def test_delete_sweeps_what_outlived_a_stopped_container(runtime: Any, make_bundle: Any,
+                                                         tmp_path: Path) -> None:
+    """Without a pid namespace a background process outlives the container's own process and
+    stays in its cgroup: delete of the stopped container must still kill it and remove the
+    cgroup (delete tries the cheap removal first and sweeps only when that is refused)."""
+    import glob
+
+    def no_pid_ns(config: dict[str, Any]) -> None:
+        ns = config["linux"]["namespaces"]
+        config["linux"]["namespaces"] = [n for n in ns if n["type"] != "pid"]
+
+    script = "sleep 300 </dev/null >/dev/null 2>&1 & echo bg=$!; exit 0"
+    bundle = make_bundle(["sh", "-c", script], edit=no_pid_ns)
+    runtime.create("leftover", bundle, log_file=str(tmp_path / "l"), start_now=True)
+    assert runtime.wait("leftover", timeout=30).code == 0
+    assert runtime.state("leftover").status is Status.STOPPED
+    bg = int(read_log(tmp_path / "l").split("bg=")[1].split()[0])
+    assert os.path.exists(f"/proc/{bg}"), "the background process should still run"
+    runtime.delete("leftover")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with open(f"/proc/{bg}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break  # killed; its parent (init here) reaps it
+        except FileNotFoundError:
+            break
+        assert time.monotonic() < deadline, "the leftover process was not killed"
+        time.sleep(0.01)
+    assert not glob.glob("/sys/fs/cgroup/*/llmos/leftover")
