@@ -160,6 +160,8 @@ def cmd_run(cl: Client, a: argparse.Namespace, create_only: bool = False) -> int
         return 0
     if opts.get("tty"):
         path = cl.transport.call("container.attach_socket", {"id": cid})
+        from llmos.cli.attach import attach_terminal
+
         attach_terminal(path, interactive=bool(opts.get("interactive")),
                         fallback=lambda: _print_logs(c, follow=False))
         code = int(c.wait()["StatusCode"])
@@ -221,78 +223,6 @@ def _forward_signals(forward: Callable[[int], None]) -> Callable[[], None]:
     return restore
 
 
-def attach_terminal(path: str, *, interactive: bool, fallback: Any,
-                    on_attached: Callable[[], None] | None = None) -> None:
-    """Wire this terminal to the container's pty, held by its shim at `path`.
-
-    Raw mode on our side (the container's line discipline does the editing), our window size
-    sent now and on every SIGWINCH. If the container already ended, its log is printed.
-    `on_attached` runs once the shim has us (exec -t lets its process start then).
-    """
-    import select
-    import socket
-    import termios
-    import tty
-
-    def connect() -> socket.socket:
-        # Through the directory's fd: the full path may not fit in sun_path's 108 bytes.
-        dfd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
-        except OSError:
-            s.close()
-            raise
-        finally:
-            os.close(dfd)
-        return s
-
-    try:
-        sock = connect()
-    except OSError:
-        fallback()
-        return
-
-    def resize(*_: Any) -> None:
-        try:
-            size = os.get_terminal_size(sys.stdout.fileno())
-            with connect() as s:
-                s.sendall(f"resize {size.lines} {size.columns}\n".encode())
-        except OSError:
-            pass
-
-    sock.sendall(b"attach\n")
-    stdin = sys.stdin.fileno()
-    is_tty = os.isatty(stdin)
-    saved = termios.tcgetattr(stdin) if is_tty and interactive else None
-    old_winch = signal.signal(signal.SIGWINCH, resize)
-    try:
-        if saved is not None:
-            tty.setraw(stdin)
-        resize()
-        if on_attached is not None:
-            on_attached()
-        watch = [sock] + ([stdin] if interactive else [])
-        while True:
-            ready, _, _ = select.select(watch, [], [])
-            if sock in ready:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                os.write(sys.stdout.fileno(), data)
-            if stdin in ready:
-                data = os.read(stdin, 4096)
-                if not data:
-                    watch.remove(stdin)
-                    continue
-                sock.sendall(data)
-    finally:
-        if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-        signal.signal(signal.SIGWINCH, old_winch)
-        sock.close()
-
-
 def _exec_start(cl: Client, a: argparse.Namespace) -> dict[str, Any]:
     """`exec -t` and `exec -i`: the daemon starts the command under a shim of its own, held
     until we are attached to its terminal or pipes (so we miss none of its output)."""
@@ -308,82 +238,6 @@ def _exec_start(cl: Client, a: argparse.Namespace) -> dict[str, Any]:
         "user": a.user, "workdir": a.workdir, "tty": bool(a.tty), "tty_size": size,
         "hold": True})
     return r
-
-
-def _exec_terminal(cl: Client, a: argparse.Namespace, r: dict[str, Any]) -> int:
-    """Attach to the exec's pty as `run -it` does to a container's; then its exit code."""
-    started = False
-
-    def start() -> None:
-        nonlocal started
-        if not started:
-            started = True
-            cl.transport.call("container.exec_resume", {"id": r["Id"]})
-
-    def no_socket() -> None:
-        # Its shim is gone (the container stopped meanwhile, say): exec_wait tells how.
-        try:
-            start()
-        except RpcError:
-            pass
-
-    attach_terminal(r["AttachSocket"], interactive=a.interactive, fallback=no_socket,
-                    on_attached=start)
-    return int(cl.transport.call("container.exec_wait", {"id": r["Id"]})["ExitCode"])
-
-
-def _exec_pipes(cl: Client, r: dict[str, Any]) -> int:
-    """`exec -i`: our stdin into the exec's stdin FIFO, its stdout and stderr FIFOs to ours,
-    until both of those end; then its exit code.
-
-    Opened without blocking: a process gone meanwhile must not hang us. Our stdin is only
-    read once what it gave before was taken, so a command that does not read (yet) cannot
-    stall its output behind ours.
-    """
-    import select
-
-    flags = os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        to_proc = os.open(r["Stdio"][0], os.O_WRONLY | flags)
-    except OSError:
-        to_proc = -1  # no reader: it ended already
-    outs = {os.open(r["Stdio"][1], os.O_RDONLY | flags): sys.stdout,
-            os.open(r["Stdio"][2], os.O_RDONLY | flags): sys.stderr}
-    try:
-        cl.transport.call("container.exec_resume", {"id": r["Id"]})
-        stdin = sys.stdin.fileno()
-        pending = b""
-        while outs:
-            rlist = [*outs, *([stdin] if to_proc >= 0 and not pending else [])]
-            ready, writable, _ = select.select(rlist, [to_proc] if pending else [], [])
-            for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
-                if fd == stdin:
-                    pending = data
-                    if not data:  # our EOF is its EOF
-                        os.close(to_proc)
-                        to_proc = -1
-                elif data:
-                    outs[fd].buffer.write(data)
-                    outs[fd].flush()
-                else:
-                    os.close(fd)
-                    del outs[fd]
-            if writable:
-                try:
-                    pending = pending[os.write(to_proc, pending):]
-                except BrokenPipeError:  # it closed its stdin: the rest of ours is unread
-                    pending = b""
-                    os.close(to_proc)
-                    to_proc = -1
-    finally:
-        for fd in [*outs, to_proc]:
-            if fd >= 0:
-                os.close(fd)
-    return int(cl.transport.call("container.exec_wait", {"id": r["Id"]})["ExitCode"])
 
 
 def _abspath(path: str) -> str:
@@ -419,82 +273,6 @@ def _ps(cl: Client, a: argparse.Namespace) -> int:
         print(f"{c.short_id:<14}{c.attrs['Config']['Image'][:19]:<20}{json.dumps(cmd):<24}"
               f"{status:<22}{c.name}")
     return 0
-
-
-def _stats(cl: Client, a: argparse.Namespace) -> int:
-    """`stats`: a table a second (redrawn in place on a terminal) until interrupted or the
-    containers named are all gone; `--no-stream`: one table.
-
-    CPU % is Docker's: the container's CPU time over all CPUs' time between two reads, times
-    the number of CPUs (100% is one CPU kept busy), so even the first table waits for a
-    second read.
-    """
-    import time
-
-    def read(first: bool) -> dict[str, dict[str, Any]]:
-        out = {}
-        for ref in a.containers or [c.id for c in cl.containers.list()]:
-            try:
-                s = cl.transport.call("container.stats", {"id": ref})
-            except RpcError as e:
-                if first and a.containers and e.kind == "not_found":
-                    raise
-                continue  # not running (any more): no row, as Docker
-            out[s["id"]] = s
-        return out
-
-    try:
-        prev = read(first=True)
-    except RpcError as e:
-        sys.stderr.write(f"Error: {e}\n")
-        return 1
-    redraw = sys.stdout.isatty() and not a.no_stream
-    interval = 0.5  # the first table: soon, but over long enough a time for its CPU %
-    try:
-        while True:
-            time.sleep(interval)
-            interval = 1.0
-            cur = read(first=False)
-            table = _stats_table(prev, cur)
-            print(("\033[2J\033[H" if redraw else "") + table, flush=True)
-            if a.no_stream or (a.containers and not cur):
-                return 0
-            prev = cur
-    except KeyboardInterrupt:
-        return 0
-
-
-def _stats_table(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) -> str:
-    rows = [("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS")]
-    for cid, s in cur.items():
-        cpu = 0.0
-        p = prev.get(cid)
-        if p is not None:
-            c, pc = s["cpu_stats"], p["cpu_stats"]
-            delta = c["cpu_usage"]["total_usage"] - pc["cpu_usage"]["total_usage"]
-            system = c.get("system_cpu_usage", 0) - pc.get("system_cpu_usage", 0)
-            if delta > 0 and system > 0:
-                cpu = delta / system * c.get("online_cpus", 1) * 100
-        mem = s["memory_stats"]
-        # Page cache is reclaimable: not counted as use (as Docker on cgroup v1).
-        used = max(0, mem["usage"] - (mem.get("stats") or {}).get("cache", 0))
-        limit = mem.get("limit") or 0
-        rows.append((cid[:12], s["name"].lstrip("/"), f"{cpu:.2f}%",
-                     f"{_bytes(used)} / {_bytes(limit)}",
-                     f"{used * 100 / limit:.2f}%" if limit else "--",
-                     str(s["pids_stats"]["current"])))
-    widths = [max(len(r[i]) for r in rows) + 3 for i in range(len(rows[0]) - 1)]
-    return "\n".join("".join(f"{col:<{w}}" for col, w in zip(r, widths, strict=False)) + r[-1]
-                     for r in rows)
-
-
-def _bytes(n: float) -> str:
-    """Docker's sizes: binary units, four significant digits (1.195MiB, 64MiB)."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:.4g}{unit}"
-        n /= 1024
-    return f"{n:.4g}TiB"
 
 
 def _images(cl: Client, verb: str, a: argparse.Namespace) -> int:
@@ -726,7 +504,9 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
             except RpcError as e:
                 sys.stderr.write(f"llmos: {e}\n")
                 return getattr(e, "exit_code", None) or _exit_code_of(str(e))
-            return _exec_terminal(cl, a, r) if a.tty else _exec_pipes(cl, r)
+            from llmos.cli.attach import exec_pipes, exec_terminal
+
+            return exec_terminal(cl, a, r) if a.tty else exec_pipes(cl, r)
         r = cl.transport.call("container.exec", {
             "id": a.container, "cmd": list(a.command), "env": _expand_env(a.env),
             "user": a.user, "workdir": a.workdir})
@@ -734,7 +514,9 @@ def main(verb: str, argv: Sequence[str], host: str | None = None) -> int:
         sys.stderr.buffer.write(bytes(r["Stderr"]))
         return int(r["ExitCode"])
     if verb == "stats":
-        return _stats(cl, a)
+        from llmos.cli.stats import stats
+
+        return stats(cl, a)
     # Verbs over one or more containers, printing each name as Docker does.
     rc = 0
     docs = []
