@@ -105,6 +105,15 @@ def _opt_num(params: dict[str, Any], key: str) -> float | None:
     return float(v)
 
 
+def _caller_gone() -> Callable[[], bool] | None:
+    """For a following stream served to a client of llmosd: whether that client has hung up
+    (a quiet stream notices no other way). None in-process, where the caller is right here."""
+    from llmos.daemon.rpc import current_call
+
+    ctx = current_call()
+    return ctx.cancelled.is_set if ctx is not None else None
+
+
 class Api:
     """method name -> engine call. Streams are returned as iterators."""
 
@@ -249,6 +258,7 @@ class Api:
         until = _opt_num(params, "until")
         follow = bool(params.get("follow", True))
         start = _time.time() if since is None else since
+        gone = _caller_gone()
 
         def gen() -> Iterator[dict[str, Any]]:
             seq = 0
@@ -260,6 +270,8 @@ class Api:
                     yield {"Type": ev.type, "Action": ev.action, "Actor": {
                         "ID": ev.actor, "Attributes": ev.attributes}, "time": ev.time}
                 if not follow or (until is not None and _time.time() >= until):
+                    return
+                if gone is not None and gone():
                     return
                 _time.sleep(0.1)
 
@@ -279,7 +291,7 @@ class Api:
         if tail is not None and (not isinstance(tail, int) or isinstance(tail, bool)):
             raise ApiError("invalid_argument", "tail: an integer is required")
         lines = self.engine.logs(_str(params, "id"), follow=bool(params.get("follow")),
-                                 tail=tail)
+                                 tail=tail, stop=_caller_gone())
         return ({"stream": ln.stream, "text": ln.text, "time": ln.timestamp} for ln in lines)
 
     def _exec(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -581,7 +581,8 @@ class Engine:
         return out
 
     def logs(
-        self, ref: str, *, follow: bool = False, tail: int | None = None
+        self, ref: str, *, follow: bool = False, tail: int | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Iterator[LogLine]:
         rec = self.get(ref)
         cid = rec["Id"]
@@ -592,7 +593,8 @@ class Engine:
             except NotFound:
                 return False
 
-        return read_log(rec["LogPath"], tail=tail, follow=follow, still_running=running)
+        return read_log(rec["LogPath"], tail=tail, follow=follow, still_running=running,
+                        stop=stop)
 
     def exec(
         self,

@@ -46,8 +46,11 @@ def read_log(
     follow: bool = False,
     still_running: Callable[[], bool] | None = None,
     poll: float = 0.005,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[LogLine]:
-    """Yield the log's lines; with follow, keep yielding until the container has stopped."""
+    """Yield the log's lines; with follow, keep yielding until the container has stopped, or
+    until `stop()` says the reader has gone (a quiet log would otherwise keep a follower's
+    thread polling for as long as the container runs)."""
     if not os.path.exists(path):
         if not follow:
             return
@@ -88,5 +91,7 @@ def read_log(
                     parsed = LogLine.parse(raw.decode(errors="replace")) if raw else None
                     if parsed:
                         yield parsed
+                return
+            if stop is not None and stop():
                 return
             time.sleep(min(poll * (1 + idle // 10), 0.05))

@@ -137,3 +137,29 @@ def test_malformed_cli_calls_are_refused(daemon: Any) -> None:
         assert conn.call("ping", {}) == "pong"
     finally:
         conn.close()
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.parametrize("verb", [["logs", "-f", "hush"], ["events"]], ids=["logs", "events"])
+def test_a_follower_that_leaves_frees_its_thread(daemon: Any, verb: list[str]) -> None:
+    """A quiet stream has nothing to write, so only the hangup can tell the daemon that its
+    reader is gone; without that its thread would poll for as long as the container runs."""
+    assert daemon.cli("run", "-d", "--name", "hush", "busybox", "sleep", "120").returncode == 0
+    baseline = _threads(daemon.proc.pid)
+    followers = [subprocess.Popen([*LLMOS_CLI, *verb], env=daemon.env,
+                                  stdout=subprocess.DEVNULL) for _ in range(3)]
+    deadline = time.monotonic() + 10
+    while _threads(daemon.proc.pid) < baseline + 3:
+        assert time.monotonic() < deadline, "the followers never reached the daemon"
+        time.sleep(0.05)
+    for p in followers:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 10
+    while _threads(daemon.proc.pid) > baseline:
+        assert time.monotonic() < deadline, "the daemon kept serving readers that left"
+        time.sleep(0.05)
+    assert daemon.cli("rm", "-f", "hush").returncode == 0
