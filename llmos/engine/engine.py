@@ -65,6 +65,9 @@ class Engine:
         self.runtime = Runtime(self.run_root / "runtime")
         self.records = RecordStore(self.root / "containers")
         self._lock = threading.RLock()
+        # One thread records a container's exit (the supervisor and a client's wait or
+        # inspect may notice it at once): the "die" event is emitted exactly once.
+        self._exit_lock = threading.Lock()
         self._network: Any = None
         # Exit codes of containers removed right after they ended (--rm), for late waiters.
         self._tombstones: dict[str, int] = {}
@@ -332,20 +335,30 @@ class Engine:
                 st.update(Paused=paused, Status="paused" if paused else "running")
                 self.records.save(rec)
             return rec
-        code = cs.exit.code if cs is not None and cs.exit is not None else 255
-        finished = (_iso_from_ns(cs.exit.finished_ns) if cs is not None and cs.exit
-                    else now_iso())
-        st.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
-                  ExitCode=code, FinishedAt=finished,
-                  OOMKilled=bool(cs is not None and cs.oom_killed))
-        if st["OOMKilled"]:
-            self.records.event("oom", rec)
-        self.records.event("die", rec, exitCode=code)
-        if _networked(rec):
-            # Its namespace is gone with it: release the address, DNS name and ports.
-            self._disconnect(rec["Id"])
-            rec["NetworkSettings"] = {"Networks": {}, "Ports": {}, "IPAddress": ""}
-        self.records.save(rec)
+        with self._exit_lock:
+            try:
+                fresh = self.records.resolve(rec["Id"])
+            except NotFound:
+                return rec  # removed meanwhile
+            if fresh["State"]["Status"] not in ("running", "paused", "restarting") or (
+                    fresh["State"]["StartedAt"] != st["StartedAt"]):
+                rec.clear()
+                rec.update(fresh)  # another thread recorded this exit (or a restart) first
+                return rec
+            code = cs.exit.code if cs is not None and cs.exit is not None else 255
+            finished = (_iso_from_ns(cs.exit.finished_ns) if cs is not None and cs.exit
+                        else now_iso())
+            st.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                      ExitCode=code, FinishedAt=finished,
+                      OOMKilled=bool(cs is not None and cs.oom_killed))
+            if st["OOMKilled"]:
+                self.records.event("oom", rec)
+            self.records.event("die", rec, exitCode=code)
+            if _networked(rec):
+                # Its namespace is gone with it: release the address, DNS name and ports.
+                self._disconnect(rec["Id"])
+                rec["NetworkSettings"] = {"Networks": {}, "Ports": {}, "IPAddress": ""}
+            self.records.save(rec)
         return rec
 
     def start(self, ref: str) -> None:

@@ -180,3 +180,38 @@ def test_pytest_fixture_removes_container_on_failure(daemon: Any, tmp_path: Path
                        timeout=120)
     assert "1 failed" in r.stdout, r.stdout + r.stderr
     assert daemon.client().containers.list(all=True) == []
+
+
+def test_an_exit_is_recorded_once(tmp_path: Path, busybox_tar: Path) -> None:
+    """Several threads that notice the same exit at once (the supervisor, a wait, an
+    inspect) record one "die" event between them, not one each."""
+    import threading
+
+    from llmos.engine import Engine
+    from llmos.engine.options import RunOptions
+    from tests.integration.engine.conftest import cleanup
+
+    eng = Engine(tmp_path / "e" / "lib", tmp_path / "e" / "run", default_network="none")
+    try:
+        eng.import_rootfs(str(busybox_tar), "busybox")
+        for round_no in range(3):
+            cid = eng.create(RunOptions(image="busybox", command=["true"]))
+            eng.start(cid)
+            eng.runtime.wait(cid, timeout=30)
+            gate = threading.Barrier(8)
+
+            def look(gate: threading.Barrier, cid: str) -> None:
+                gate.wait()
+                eng.get(cid)
+
+            threads = [threading.Thread(target=look, args=(gate, cid)) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            dies = [ev for ev in eng.records.events_since(0) if ev.actor == cid
+                    and ev.action == "die"]
+            assert len(dies) == 1, f"round {round_no}: {len(dies)} die events"
+            eng.remove(cid)
+    finally:
+        cleanup(tmp_path / "e")

@@ -143,12 +143,24 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+def _settled_threads(pid: int) -> int:
+    """The daemon's thread count once the calls just made have finished with theirs."""
+    last, since = _threads(pid), time.monotonic()
+    deadline = since + 10
+    while time.monotonic() - since < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = _threads(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 @pytest.mark.parametrize("verb", [["logs", "-f", "hush"], ["events"]], ids=["logs", "events"])
 def test_a_follower_that_leaves_frees_its_thread(daemon: Any, verb: list[str]) -> None:
     """A quiet stream has nothing to write, so only the hangup can tell the daemon that its
     reader is gone; without that its thread would poll for as long as the container runs."""
     assert daemon.cli("run", "-d", "--name", "hush", "busybox", "sleep", "120").returncode == 0
-    baseline = _threads(daemon.proc.pid)
+    baseline = _settled_threads(daemon.proc.pid)
     followers = [subprocess.Popen([*LLMOS_CLI, *verb], env=daemon.env,
                                   stdout=subprocess.DEVNULL) for _ in range(3)]
     deadline = time.monotonic() + 10
