@@ -276,6 +276,20 @@ static int receive_master(int sock)
     return fd;
 }
 
+/* The container's output goes to the shim: a socketpair that will carry its pty master,
+ * or a pipe for each of stdout and stderr when it writes a log. */
+static void output_channels(const struct llmos_plan *p, int sync_fd, int outp[2], int errp[2],
+                            int cons[2])
+{
+    if (p->console_to_monitor) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) != 0)
+            llmos_fail(sync_fd, STEP_CONSOLE, errno, "socketpair");
+    } else if (p->log_file != NULL &&
+               (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)) {
+        llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
+    }
+}
+
 __attribute__((noreturn))
 static void become_shim(const struct llmos_plan *p, int sync_fd, pid_t child, int outp[2],
                         int errp[2], int cons[2]);
@@ -284,13 +298,7 @@ __attribute__((noreturn))
 static void monitor(const struct llmos_plan *p, int sync_fd)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, go[2], cons[2] = {-1, -1};
-    if (p->console_to_monitor) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) != 0)
-            llmos_fail(sync_fd, STEP_CONSOLE, errno, "socketpair");
-    } else if (p->log_file != NULL &&
-               (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)) {
-        llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
-    }
+    output_channels(p, sync_fd, outp, errp, cons);
     if (pipe2(go, O_CLOEXEC) != 0)
         llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
     /* A pid namespace is joined by the parent: it applies to children only. */
@@ -417,13 +425,7 @@ __attribute__((noreturn))
 static void fast_monitor(const struct llmos_plan *p, int sync_fd, char *stacks)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, cons[2] = {-1, -1};
-    if (p->console_to_monitor) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cons) != 0)
-            llmos_fail(sync_fd, STEP_CONSOLE, errno, "socketpair");
-    } else if (p->log_file != NULL &&
-               (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)) {
-        llmos_fail(sync_fd, STEP_FORK, errno, "pipe");
-    }
+    output_channels(p, sync_fd, outp, errp, cons);
     join_namespaces(p, sync_fd, 1);
     struct fast_child_args ca = {.plan = p, .sync_fd = sync_fd, .out_w = outp[1],
                                  .err_w = errp[1], .cons_w = cons[1]};
