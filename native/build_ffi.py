@@ -12,7 +12,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["common.c", "process.c", "rootfs.c", "spawn.c", "exec.c"]
+SOURCES = ["common.c", "process.c", "rootfs.c", "spawn.c", "exec.c", "netns.c"]
 
 
 def _cdef_text() -> str:

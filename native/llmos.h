@@ -162,6 +162,15 @@ int llmos_spawn(const struct llmos_plan *plan);
  */
 int llmos_exec(const struct llmos_plan *plan, int *sync_fd);
 
+/*
+ * A new network namespace held by a bind mount at `path` (created; must not exist), made
+ * without leaving the calling thread's own namespace. 0, or -1 with errno.
+ */
+int llmos_netns_new(const char *path);
+
+/* Unmount and unlink what llmos_netns_new made; fine if it is gone. 0, or -1 with errno. */
+int llmos_netns_remove(const char *path);
+
 /* The name of a step number, for messages. */
 const char *llmos_step_name(int step);
 

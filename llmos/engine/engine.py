@@ -382,18 +382,26 @@ class Engine(ExecVerbs):
         if mode.startswith("container:"):
             self._join_netns_of(rec, mode.split(":", 1)[1])
         try:
-            cs = self.runtime.create(
-                cid, cdir, overlay=Overlay(ov["lower"], ov["upper"], ov["work"]),
-                log_file=rec["LogPath"], start_now=not networked, loopback_up=True,
-            )
             if networked:
+                # The namespace first, wired, then the container started into it at once
+                # (the runtime's fast path): nothing waits paused for the network.
+                netns = self._netns_file(cid)
                 try:
-                    self._connect(rec, cs.pid)
-                    self.runtime.start(cid)
+                    self._new_netns(netns)
+                    self._connect(rec, str(netns))
+                    self._point_netns(rec, str(netns))
                 except BaseException:
                     self._disconnect(cid)
-                    self.runtime.delete(cid, force=True)
                     raise
+            try:
+                cs = self.runtime.create(
+                    cid, cdir, overlay=Overlay(ov["lower"], ov["upper"], ov["work"]),
+                    log_file=rec["LogPath"], start_now=True, loopback_up=True,
+                )
+            except BaseException:
+                if networked:
+                    self._disconnect(cid)
+                raise
         except Exception as e:
             rec["State"].update(Status="exited" if rec["State"]["StartedAt"] != ZERO_TIME
                                 else "created", Error=str(e),
@@ -408,28 +416,42 @@ class Engine(ExecVerbs):
 
     def _join_netns_of(self, rec: dict[str, Any], other_id: str) -> None:
         """Point the config at the other container's network namespace, as it is now."""
-        import json as _json
-
         other = self.get(other_id)
         if not other["State"]["Running"]:
             raise InvalidState(f"container {other['Name'][1:]} (whose network this one "
                                "shares) is not running")
-        path = self.records.dir(rec["Id"]) / "config.json"
-        config = _json.loads(path.read_text())
+        self._point_netns(rec, f"/proc/{other['State']['Pid']}/ns/net")
+
+    def _point_netns(self, rec: dict[str, Any], path: str) -> None:
+        """Have the container join the network namespace at `path` instead of making one."""
+        import json as _json
+
+        cfg = self.records.dir(rec["Id"]) / "config.json"
+        config = _json.loads(cfg.read_text())
         for ns in config["linux"]["namespaces"]:
             if ns["type"] == "network":
-                ns["path"] = f"/proc/{other['State']['Pid']}/ns/net"
-        path.write_text(_json.dumps(config))
+                ns["path"] = path
+        cfg.write_text(_json.dumps(config))
 
-    def _connect(self, rec: dict[str, Any], pid: int) -> None:
-        """Attach the created (not yet started) container to its network, publish its ports,
-        and write its /etc files now that its address is known."""
+    def _netns_file(self, cid: str) -> Path:
+        return self.run_root / "netns" / cid
+
+    def _new_netns(self, path: Path) -> None:
+        from llmos.runtime import native
+
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        native.netns_remove(str(path))  # a previous run's, if its exit went unrecorded
+        native.netns_new(str(path))
+
+    def _connect(self, rec: dict[str, Any], netns: str) -> None:
+        """Attach the container's network namespace (not yet entered by any process) to its
+        network, publish its ports, and write its /etc files now that its address is known."""
         net = self.network()
         cid = rec["Id"]
         mode = rec["HostConfig"]["NetworkMode"]
         name = "bridge" if mode in ("bridge", "default") else mode
         cname = rec["Name"].lstrip("/")
-        ep = net.connect(name, cid, f"/proc/{pid}/ns/net", name=cname)
+        ep = net.connect(name, cid, netns, name=cname)
         ports = rec["Options"].get("ports") or []
         bindings = net.publish(cid, ports) if ports else []
         hostname = rec["Config"]["Hostname"]
@@ -477,12 +499,26 @@ class Engine(ExecVerbs):
         self.records.save(rec)
 
     def _disconnect(self, cid: str) -> None:
-        if self._network is None and not (self.root / "network").exists():
-            return
-        try:
-            self.network().disconnect_all(cid)
-        except Exception:
-            pass
+        """Release the container's addresses, ports and DNS names, and its namespace."""
+        self._disconnect_network(cid)
+        self._release_netns(cid)
+
+    def _disconnect_network(self, cid: str) -> None:
+        if self._network is not None or (self.root / "network").exists():
+            try:
+                self.network().disconnect_all(cid)
+            except Exception:
+                pass
+
+    def _release_netns(self, cid: str) -> None:
+        netns = self._netns_file(cid)
+        if os.path.lexists(netns):
+            from llmos.runtime import native
+
+            try:
+                native.netns_remove(str(netns))
+            except OSError:
+                pass
 
     def wait(self, ref: str, timeout: float | None = None) -> int:
         if ref in self._tombstones:

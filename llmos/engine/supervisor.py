@@ -84,6 +84,15 @@ class Supervisor:
                     _destroy_orphan_cgroup(entry)
                     shutil.rmtree(eng.runtime.root / entry, ignore_errors=True)
                 collected += 1
+        # Network namespaces held for containers that are not running (a crash between
+        # making one and starting its container, or an exit not yet recorded).
+        netns_dir = eng.run_root / "netns"
+        if netns_dir.is_dir():
+            running = {r["Id"] for r in eng.records.all() if r["State"]["Running"]}
+            for entry in os.listdir(netns_dir):
+                if entry not in running:
+                    eng._release_netns(entry)
+                    collected += 1
         # Bridges and rules: re-created for live containers, dropped for the rest.
         if (eng.root / "network").exists():
             live = [r["Id"] for r in eng.records.all() if r["State"]["Running"]]

@@ -312,3 +312,19 @@ def pidfd_open(pid: int) -> int:
         e = _errno()
         raise OSError(e, os.strerror(e))
     return fd
+
+
+def netns_new(path: str) -> None:
+    """A network namespace held at `path` (a bind mount), for a container to join."""
+    _, lib = _lib()
+    if lib.llmos_netns_new(path.encode()) != 0:
+        e = _errno()
+        raise OSError(e, f"make network namespace {path}: {os.strerror(e)}")
+
+
+def netns_remove(path: str) -> None:
+    """Release what netns_new made; the namespace ends once no process is left in it."""
+    _, lib = _lib()
+    if lib.llmos_netns_remove(path.encode()) != 0:
+        e = _errno()
+        raise OSError(e, f"remove network namespace {path}: {os.strerror(e)}")

@@ -113,11 +113,15 @@ def cleanup(root: Path) -> None:
     eng = Engine(root / "lib", root / "run")
     # Networking lives in the test's own namespaces, deleted with them; this process runs in
     # the machine's namespace, whose firewall it must not touch.
-    eng._disconnect = lambda cid: None  # type: ignore[method-assign]
+    eng._disconnect_network = lambda cid: None  # type: ignore[method-assign]
     for rec in list(eng.records.all()):
         eng._remove_files(rec["Id"])
     for cs in eng.runtime.list():
         eng.runtime.delete(cs.id, force=True)
+    netns = root / "run" / "netns"
+    if netns.is_dir():  # namespaces held for containers (a daemon killed mid-start)
+        for entry in os.listdir(netns):
+            eng._release_netns(entry)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -135,6 +136,16 @@ def test_user_network_names_and_isolation(lab: tuple[Daemon, str, str]) -> None:
     assert d.cli("network", "rm", "back").returncode == 0
 
 
+def _wait_listening(ns: str, port: int) -> None:
+    """Until a TCP socket listens on `port` in namespace `ns` (a container now starts in
+    tens of milliseconds, sooner than a server started just before it may listen)."""
+    deadline = time.monotonic() + 10
+    while f":{port} " not in subprocess.run(
+            ["ip", "netns", "exec", ns, "ss", "-ltnH"], capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, f"nothing listens on {port} in {ns}"
+        time.sleep(0.05)
+
+
 def test_outbound_nat(lab: tuple[Daemon, str, str]) -> None:
     d, host, outside = lab
     in_ns(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -142,7 +153,7 @@ def test_outbound_nat(lab: tuple[Daemon, str, str]) -> None:
         ["nsenter", f"--net=/run/netns/{outside}", "busybox", "nc", "-l", "-p", "9000"],
         stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        _wait_listening(outside, 9000)
         # The outside machine routes nothing back to 172.29/16: only NAT makes this work.
         r = d.cli("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
                   "echo ping | nc -w 2 192.0.2.2 9000")
@@ -192,3 +203,37 @@ def test_connect_and_disconnect(lab: tuple[Daemon, str, str]) -> None:
     assert set(nets) == {"bridge", "side"}
     assert d.cli("network", "disconnect", "side", "cli").returncode == 0
     assert "hello" not in d.cli("exec", "cli", "sh", "-c", get).stdout
+
+
+def _mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def test_network_namespace_made_first_and_released(lab: tuple[Daemon, str, str]) -> None:
+    """A bridged container starts straight into a namespace wired beforehand, held at
+    RUN_ROOT/netns/ID while it runs; its exit releases it, and a daemon start sweeps one
+    that belongs to no running container."""
+    d, _, _ = lab
+    netns_dir = d.root / "run" / "netns"
+    r = d.cli("run", "-d", "--name", "held", "--network", "bridge", "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert _mounted(netns_dir / cid)
+    pid = json.loads(d.cli("inspect", "held").stdout)[0]["State"]["Pid"]
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(netns_dir / cid).st_ino
+    assert d.cli("stop", "-t", "0", "held").returncode == 0
+    deadline = time.monotonic() + 10
+    while (netns_dir / cid).exists():
+        assert time.monotonic() < deadline, "the namespace outlived its container"
+        time.sleep(0.05)
+    assert not _mounted(netns_dir / cid)
+    assert d.cli("rm", "held").returncode == 0
+    # One left by a daemon killed between making a namespace and starting its container.
+    from llmos.runtime import native
+
+    stray = netns_dir / ("f" * 64)
+    native.netns_new(str(stray))
+    d.kill()
+    d.start()
+    assert not stray.exists() and not _mounted(stray)
