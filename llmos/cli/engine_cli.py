@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from llmos.cli import listing
 from llmos.client import Client, RpcError
 from llmos.errors import ConfigError
 
@@ -260,18 +261,7 @@ def _ps(cl: Client, a: argparse.Namespace) -> int:
         for c in containers:
             print(c.short_id)
         return 0
-    print(f"{'CONTAINER ID':<14}{'IMAGE':<20}{'COMMAND':<24}{'STATUS':<22}NAMES")
-    for c in containers:
-        st = c.attrs["State"]
-        status = st["Status"]
-        if status == "exited":
-            status = f"Exited ({st['ExitCode']})"
-        elif status == "running":
-            status = "Up"
-        cmd = " ".join([c.attrs.get("Path", ""), *c.attrs.get("Args", [])])
-        cmd = (cmd[:18] + "...") if len(cmd) > 21 else cmd
-        print(f"{c.short_id:<14}{c.attrs['Config']['Image'][:19]:<20}{json.dumps(cmd):<24}"
-              f"{status:<22}{c.name}")
+    print(listing.format_table(listing.ps_rows(containers)))
     return 0
 
 
