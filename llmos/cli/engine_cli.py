@@ -52,6 +52,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-h", "--hostname")
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--network", "--net", default="default")
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[],
+                   help="another name the container answers to on a user network")
     p.add_argument("-p", "--publish", action="append", default=[])
     p.add_argument("-P", "--publish-all", action="store_true")
     p.add_argument("-l", "--label", action="append", default=[])
@@ -92,6 +94,7 @@ def _options(a: argparse.Namespace) -> dict[str, Any]:
         interactive=a.interactive,
         auto_remove=a.rm,
         network=a.network,
+        network_aliases=a.network_alias,
         ports=list(a.publish),
         publish_all=a.publish_all,
         labels=labels,

@@ -191,6 +191,11 @@ class Engine(ExecVerbs):
         if opts.ports and (opts.network in ("none", "host")
                            or opts.network.startswith("container:")):
             raise ConfigError(f"-p: ports cannot be published with --network {opts.network}")
+        if opts.network_aliases and (opts.network in ("none", "host", "bridge")
+                                     or opts.network.startswith("container:")):
+            # Docker's rule: the default bridge has no name service, so an alias would lie.
+            raise ConfigError("--network-alias: only containers on a user-defined network "
+                              f"can have aliases (network is {opts.network})")
         if opts.ports:
             from llmos.network import parse_port_spec
 
@@ -451,11 +456,12 @@ class Engine(ExecVerbs):
         mode = rec["HostConfig"]["NetworkMode"]
         name = "bridge" if mode in ("bridge", "default") else mode
         cname = rec["Name"].lstrip("/")
-        ep = net.connect(name, cid, netns, name=cname)
+        aliases = list(rec["Options"].get("network_aliases") or [])
+        ep = net.connect(name, cid, netns, name=cname, aliases=aliases)
         ports = rec["Options"].get("ports") or []
         bindings = net.publish(cid, ports) if ports else []
         hostname = rec["Config"]["Hostname"]
-        files = net.container_files(cid, hostname, aliases=[cname])
+        files = net.container_files(cid, hostname, aliases=[cname, *aliases])
         cdir = self.records.dir(cid)
         for fname, key in (("hosts", "hosts"), ("resolv.conf", "resolv.conf"),
                            ("hostname", "hostname")):
@@ -474,7 +480,7 @@ class Engine(ExecVerbs):
             "Ports": port_map,
             "Networks": {name: {"IPAddress": str(ep.ip), "Gateway": str(ep.gateway),
                                 "MacAddress": ep.mac, "IPPrefixLen": ep.prefixlen,
-                                "Aliases": [cname]}},
+                                "Aliases": [cname, *aliases]}},
         }
         self.records.save(rec)
 

@@ -136,6 +136,7 @@ class RunOptions:
     interactive: bool = False
     auto_remove: bool = False
     network: str = "default"  # the daemon's default network (bridge, like Docker)
+    network_aliases: list[str] = field(default_factory=list)  # --network-alias, user networks
     ports: list[str] = field(default_factory=list)
     publish_all: bool = False  # -P: every port the image EXPOSEs, on a random host port
     labels: dict[str, str] = field(default_factory=dict)
@@ -155,6 +156,10 @@ class RunOptions:
             raise ConfigError("--pids-limit: 0 is not a limit (use -1 for unlimited)")
         if self.memory is not None and 0 < self.memory < 6 << 20:
             raise ConfigError("--memory: minimum memory limit is 6m")
+        for alias in self.network_aliases:
+            if not _NAME.match(alias):
+                raise ConfigError(f"--network-alias: invalid name {alias!r}: use "
+                                  "[a-zA-Z0-9][a-zA-Z0-9_.-]*")
         if self.auto_remove and self.restart.name != "no":
             raise ConfigError("--rm and --restart cannot be used together")
 

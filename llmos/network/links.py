@@ -196,19 +196,29 @@ def create_endpoint(host_ipr: Any, container_netns: str, spec: EndpointSpec) -> 
     finally:
         os.close(host_fd)
     try:
-        idx = _lookup(host_ipr, spec.host_ifname)
-        if idx is None:
-            raise LinkError(f"{spec.host_ifname}: host side of the veth is missing")
-        host_ipr.link("set", index=idx, master=spec.bridge_index)
+        attach_host_side(host_ipr, spec.host_ifname, spec.bridge_index)
+    except BaseException:
+        delete_link(host_ipr, spec.host_ifname)
+        raise
+    return ifname, routed
+
+
+def attach_host_side(host_ipr: Any, host_ifname: str, bridge_index: int) -> None:
+    """Enslave a host veth to its bridge, hairpin on, up. Idempotent: `restore()` calls it
+    for surviving endpoints, whose bridge may have been deleted and re-created meanwhile
+    (the kernel detaches ports from a deleted bridge, cutting the containers off)."""
+    idx = _lookup(host_ipr, host_ifname)
+    if idx is None:
+        raise LinkError(f"{host_ifname}: host side of the veth is missing")
+    try:
+        host_ipr.link("set", index=idx, master=bridge_index)
         # hairpin: with br_netfilter, a container reaching its own published port is DNATed
         # at the bridge layer and must be sent back out of the port it came in (Docker does
         # the same when it runs without the userland proxy)
         host_ipr.brport("set", index=idx, mode=1)
         host_ipr.link("set", index=idx, state="up")
-    except BaseException:
-        delete_link(host_ipr, spec.host_ifname)
-        raise
-    return ifname, routed
+    except NetlinkError as exc:
+        raise LinkError(f"{host_ifname}: cannot attach to bridge {bridge_index}: {exc}") from None
 
 
 def _has_default_route(ipr: Any) -> bool:

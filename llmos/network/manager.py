@@ -588,13 +588,14 @@ class NetworkManager:
             br.enable_forwarding()
             present = br.list_llmos_links(self._ipr)
             for rec in self._state.networks.values():
-                br.ensure_bridge(self._ipr, rec.bridge, rec.subnet, rec.gateway)
+                bridge_index = br.ensure_bridge(self._ipr, rec.bridge, rec.subnet, rec.gateway)
                 report.networks.append(rec.name)
                 for cid, ep in list(rec.endpoints.items()):
                     alive = ep.host_veth in present and (
                         live_containers is None or cid in live_containers
                     )
                     if alive:
+                        links.attach_host_side(self._ipr, ep.host_veth, bridge_index)
                         report.kept_endpoints.append((rec.name, cid))
                         continue
                     links.delete_link(self._ipr, ep.host_veth)

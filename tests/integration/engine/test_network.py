@@ -114,7 +114,9 @@ def test_user_network_names_and_isolation(lab: tuple[Daemon, str, str]) -> None:
     d, _, _ = lab
     assert d.cli("network", "create", "front").returncode == 0
     assert d.cli("network", "create", "back").returncode == 0
-    d.cli("run", "-d", "--name", "api", "--network", "front", "busybox", *HTTPD)
+    r = d.cli("run", "-d", "--name", "api", "--network", "front", "--network-alias", "www",
+              "--network-alias", "api.internal", "busybox", *HTTPD)
+    assert r.returncode == 0, r.stderr
     d.cli("run", "-d", "--name", "db", "--network", "back", "busybox", *HTTPD)
     time.sleep(0.5)
     nets = {n["Name"]: n for n in json.loads(d.cli("network", "inspect", "front").stdout)}
@@ -122,8 +124,19 @@ def test_user_network_names_and_isolation(lab: tuple[Daemon, str, str]) -> None:
     # busybox's nslookup speaks DNS itself (its static libc resolver cannot).
     r = d.cli("run", "--rm", "--network", "front", "busybox", "nslookup", "api", gw)
     assert r.returncode == 0, r.stdout + r.stderr
-    api_ip = json.loads(d.cli("inspect", "api").stdout)[0]["NetworkSettings"]["IPAddress"]
+    api = json.loads(d.cli("inspect", "api").stdout)[0]
+    api_ip = api["NetworkSettings"]["IPAddress"]
     assert api_ip in r.stdout
+    assert api["NetworkSettings"]["Networks"]["front"]["Aliases"] == ["api", "www", "api.internal"]
+    # Aliases resolve too, through the nameserver the container's own resolv.conf names.
+    r = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+              "cat /etc/resolv.conf; nslookup www; nslookup api.internal")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"nameserver {gw}" in r.stdout.splitlines()
+    assert r.stdout.count(f"Address: {api_ip}") == 2, r.stdout
+    # The default bridge has no names, so an alias there is refused, as Docker refuses it.
+    r = d.cli("run", "--rm", "--network-alias", "x", "busybox", "true")
+    assert r.returncode == 125 and "--network-alias" in r.stderr, r.stderr
     r = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c", GET.format(api_ip))
     assert r.stdout.endswith("hello from llmos\n"), r.stdout + r.stderr
     db_ip = json.loads(d.cli("inspect", "db").stdout)[0]["NetworkSettings"]["IPAddress"]

@@ -44,6 +44,7 @@ class Agent:
         for name, rec in self.mgr._state.networks.items():
             zone = dns.zone(rec.gateway) if dns is not None else None
             out[name] = {
+                "bridge": rec.bridge,
                 "allocated": sorted(str(a) for a in rec.ipam.allocated),
                 "endpoints": sorted(rec.endpoints),
                 "dns_names": sorted(zone.names) if zone is not None else [],
