@@ -1,6 +1,7 @@
 """`llmosd`: the daemon. Serves the engine's API on a Unix socket, supervises restarts.
 
     llmosd [--root /var/lib/llmos] [--run-root /run/llmos] [--socket /run/llmos/llmos.sock]
+           [--insecure-registry HOST[:PORT]]...
 
 Killing it (even with SIGKILL) stops no container: each has its own shim. On start it
 re-adopts running containers and collects what a crash left half-made.
@@ -47,6 +48,15 @@ def _handler(api: Any) -> Any:
     return handle
 
 
+def _insecure_registry(value: str) -> str:
+    from llmos.image.registry import parse_insecure_registry
+
+    try:
+        return parse_insecure_registry(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="llmosd", description="the llmos daemon")
     ap.add_argument("--root", default="/var/lib/llmos")
@@ -56,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--log-level", default="info")
     ap.add_argument("--default-network", default="bridge", choices=["bridge", "none", "host"],
                     help="network of containers run without --network (Docker: bridge)")
+    ap.add_argument("--insecure-registry", action="append", default=[],
+                    metavar="HOST[:PORT]|CIDR", type=_insecure_registry,
+                    help="talk to this registry over HTTPS without checking its certificate, "
+                    "or plain HTTP if HTTPS fails (repeatable; loopback registries are "
+                    "insecure unless ROOT/certs.d/HOST:PORT/ca.crt gives their CA)")
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -67,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from llmos.engine.api import Api
     from llmos.engine.supervisor import Supervisor
 
-    engine = Engine(args.root, args.run_root, default_network=args.default_network)
+    engine = Engine(args.root, args.run_root, default_network=args.default_network,
+                    insecure_registries=args.insecure_registry)
     sup = Supervisor(engine)
     report = sup.recover()
     logging.getLogger("llmosd").info("recovered %s", json.dumps(report))

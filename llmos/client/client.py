@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,13 +271,15 @@ class Client:
 
     @classmethod
     def embedded(cls, root: str = "/var/lib/llmos", run_root: str = "/run/llmos",
-                 default_network: str = "none") -> Client:
+                 default_network: str = "none",
+                 insecure_registries: Sequence[str] = ()) -> Client:
         """The engine in this process: no daemon needed (for test harnesses).
 
         Containers get no network unless asked (`network_mode="bridge"`): a test process
         should not set up bridges and firewall rules on its machine by surprise.
+        `insecure_registries` is llmosd's --insecure-registry list.
         """
-        return cls(InProcessTransport(root, run_root, default_network))
+        return cls(InProcessTransport(root, run_root, default_network, insecure_registries))
 
     def ping(self) -> bool:
         return bool(self.transport.call("ping", {}) == "pong")

@@ -8,7 +8,7 @@ this process (no daemon: test harnesses embed llmos this way). Both raise the sa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from llmos.daemon.errors import RpcError
@@ -56,11 +56,13 @@ class SocketTransport:
 
 
 class InProcessTransport:
-    def __init__(self, root: str, run_root: str, default_network: str = "none") -> None:
+    def __init__(self, root: str, run_root: str, default_network: str = "none",
+                 insecure_registries: Sequence[str] = ()) -> None:
         from llmos.engine import Engine
         from llmos.engine.api import Api
 
-        self.api = Api(Engine(root, run_root, default_network=default_network))
+        self.api = Api(Engine(root, run_root, default_network=default_network,
+                              insecure_registries=insecure_registries))
 
     @classmethod
     def for_api(cls, api: Any) -> InProcessTransport:

@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from llmos.plan import Overlay
 from llmos.runtime import Runtime, Status
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# Seconds for name lookup plus TCP connect when `run`/`create` pulls a missing image.
+RUN_PULL_CONNECT_TIMEOUT = 5.0
 
 
 def now_iso() -> str:
@@ -47,11 +49,17 @@ class Engine(ExecVerbs):
         root: str | os.PathLike[str] = "/var/lib/llmos",
         run_root: str | os.PathLike[str] = "/run/llmos",
         default_network: str = "bridge",
+        insecure_registries: Iterable[str] = (),
     ) -> None:
         from llmos.image import ImageStore, RegistryConfig
+        from llmos.image.registry import parse_insecure_registry
 
         if default_network not in ("bridge", "none", "host"):
             raise ConfigError(f"default network: {default_network!r} is not bridge, none or host")
+        try:
+            insecure = {parse_insecure_registry(entry) for entry in insecure_registries}
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.default_network = default_network
         self.root = Path(root)
         self.run_root = Path(run_root)
@@ -61,7 +69,7 @@ class Engine(ExecVerbs):
         # ROOT/certs.d/HOST/ca.crt as Docker keeps them.
         self.auth_file = self.root / "auth.json"
         self.registry_config = RegistryConfig.from_docker_config(
-            self.auth_file, certs_dir=self.root / "certs.d")
+            self.auth_file, certs_dir=self.root / "certs.d", insecure=insecure)
         self.images = ImageStore(self.root / "image", registry_config=self.registry_config)
         self.runtime = Runtime(self.run_root / "runtime")
         self.records = RecordStore(self.root / "containers")
@@ -105,9 +113,17 @@ class Engine(ExecVerbs):
     # ---- containers: create -------------------------------------------------------------
 
     def image_for_run(self, ref: str) -> Any:
-        """The local image, or pulled from its registry as Docker does when it is missing."""
+        """The local image, or pulled from its registry as Docker does when it is missing.
+
+        The pull gets a short connect timeout: on a machine with no route out, `llmos run
+        nginx` should say within seconds that Docker Hub is out of reach and how to build the
+        image, not sit a minute on a connect that cannot succeed. Reads keep the long timeout.
+        """
+        import dataclasses
+
         from llmos.image import NotFound as ImageNotFound
         from llmos.image import Reference, RegistryError
+        from llmos.image.transfer import pull
 
         try:
             return self.images.get(ref)
@@ -117,13 +133,16 @@ class Engine(ExecVerbs):
             registry = Reference.parse(ref).registry
         except Exception:
             registry = "?"
+        config = dataclasses.replace(self.registry_config,
+                                     connect_timeout=RUN_PULL_CONNECT_TIMEOUT)
         try:
-            return self.images.pull(ref)
+            return pull(self.images, Reference.parse(ref), platform=self.images.platform,
+                        config=config)
         except (RegistryError, ImageNotFound) as e:
             raise NotFound(
-                f"image {ref!r} is not here and {registry} did not provide it ({e}); build it "
-                f"(llmos build -t {ref} DIR), load it (llmos load -i FILE) or import a rootfs "
-                f"(llmos import FILE {ref})"
+                f"image {ref!r} is not here and could not be pulled from {registry} ({e}); "
+                f"build it (llmos build -t {ref} DIR), load it (llmos load -i FILE) or import "
+                f"a rootfs (llmos import FILE {ref})"
             ) from None
 
     def login(self, registry: str, username: str, password: str) -> str:

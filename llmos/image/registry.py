@@ -3,11 +3,16 @@ vet, and full control over what matters here: Range resume, redirects without le
 credentials, and errors that name the host.
 
 Transport rules, as Docker's:
-- 127.0.0.0/8, ::1 and localhost are spoken to over plain HTTP, unless a CA is configured for
-  that host (then HTTPS, verified against it) — so tests can run a TLS registry on loopback.
-- Hosts in `insecure` get HTTPS without verification, falling back to plain HTTP.
+- Insecure hosts get HTTPS without certificate verification first, then plain HTTP if that
+  fails. A host is insecure when `insecure` lists it (HOST[:PORT] exactly, or an IP inside a
+  listed CIDR: llmosd --insecure-registry), or when it is loopback (127.0.0.0/8, ::1,
+  localhost) and no CA is configured for it: a registry on this machine is trusted as Docker
+  trusts it. One exception to Docker: a CA configured for a loopback host is checked, since
+  whoever put it there wants it checked (and tests can then prove verification happens).
 - Everything else gets verified HTTPS, trusting the system roots plus any CA configured for
   the host (`ca_files`, or `<certs_dir>/<host:port>/ca.crt` like /etc/docker/certs.d).
+- `connect_timeout` bounds name resolution plus TCP connect separately from reads, so a pull
+  that `run` starts on a machine with no route out fails in seconds, not after `timeout`.
 
 Auth: on a 401 the `WWW-Authenticate` challenge decides. Bearer: a token is fetched from the
 realm for the repository scopes (pull, push, and pull on mount sources), with basic
@@ -25,6 +30,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +52,8 @@ from .manifest import (
 )
 from .reference import Reference
 
-__all__ = ["RegistryClient", "RegistryConfig", "Repository", "is_loopback"]
+__all__ = ["RegistryClient", "RegistryConfig", "Repository", "is_loopback",
+           "parse_insecure_registry"]
 
 MANIFEST_ACCEPT = ", ".join(
     [MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST]
@@ -77,6 +84,30 @@ def _split_host(host: str) -> tuple[str, int | None]:
     return host, None
 
 
+def parse_insecure_registry(value: str) -> str:
+    """Check an --insecure-registry entry: HOST[:PORT] as written in image references, or a
+    CIDR. A scheme or path is refused rather than ignored: `http://host` would otherwise
+    silently match no registry, and the user would see certificate errors with no clue why.
+    """
+    entry = value.strip().lower()
+    if not entry or "://" in entry or any(c.isspace() for c in entry):
+        raise ValueError(f"insecure registry {value!r}: give HOST[:PORT] or a CIDR "
+                         "(no scheme, no spaces)")
+    if "/" in entry:
+        try:
+            return str(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"insecure registry {value!r}: not HOST[:PORT] or a CIDR "
+                             "(no path)") from None
+    try:
+        name, port = _split_host(entry)
+    except ValueError:
+        raise ValueError(f"insecure registry {value!r}: bad port") from None
+    if not name or (port is not None and not 0 < port < 65536):
+        raise ValueError(f"insecure registry {value!r}: give HOST[:PORT] or a CIDR")
+    return entry
+
+
 @dataclass
 class RegistryConfig:
     """Where and how to talk to registries. `credentials` maps a registry host (as in image
@@ -88,6 +119,7 @@ class RegistryConfig:
     certs_dir: Path | None = None
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
     timeout: float = 60.0
+    connect_timeout: float | None = None  # None: `timeout`, and name lookups unbounded
     max_parallel: int = 4
     retries: int = 3
 
@@ -112,6 +144,24 @@ class RegistryConfig:
             if candidate.is_file():
                 return str(candidate)
         return None
+
+    def is_insecure(self, host: str) -> bool:
+        """Whether `host` gets unverified HTTPS with a plain-HTTP fallback (module docstring)."""
+        listed = {entry.lower() for entry in self.insecure}
+        if host.lower() in listed:
+            return True
+        name = _split_host(host.lower())[0]
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            for entry in listed:
+                if "/" in entry:
+                    with contextlib.suppress(ValueError):
+                        if ip in ipaddress.ip_network(entry, strict=False):
+                            return True
+        return is_loopback(host) and self.ca_file(host) is None
 
 
 def _auth_key(host: str) -> str:
@@ -146,6 +196,75 @@ class Response:
         return self.headers.get(name.lower())
 
 
+def _resolve(name: str, port: int, timeout: float) -> list[tuple[int, int, int, object]]:
+    """getaddrinfo with a deadline: the C resolver takes no timeout and, with its nameserver
+    blackholed, retries for tens of seconds. The lookup thread is abandoned on timeout (it
+    ends when the resolver gives up; it holds nothing).
+    """
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="llmos-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise socket.gaierror(socket.EAI_AGAIN, f"no answer in {timeout:g}s")
+    error = box.get("error")
+    if isinstance(error, OSError):
+        raise error
+    infos = box["infos"]
+    assert isinstance(infos, list)
+    return [(family, kind, proto, addr) for family, kind, proto, _, addr in infos]
+
+
+def _dial(name: str, port: int, connect_timeout: float, timeout: float | None) -> socket.socket:
+    """Resolve and connect within `connect_timeout` in all, then use `timeout` for reads."""
+    deadline = time.monotonic() + connect_timeout
+    last: OSError = TimeoutError("timed out")
+    for family, kind, proto, addr in _resolve(name, port, connect_timeout):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            last = TimeoutError("timed out")
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(addr)  # type: ignore[arg-type]
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        sock.settimeout(timeout)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise last
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """http.client's connection with a connect timeout of its own (`connect_timeout`)."""
+
+    connect_timeout: float | None = None
+
+    def connect(self) -> None:
+        if self.connect_timeout is None:
+            super().connect()
+            return
+        port = self.port if self.port is not None else self.default_port
+        self.sock = _dial(self.host, port, self.connect_timeout, self.timeout)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection, _HTTPConnection):
+    """HTTPSConnection.connect calls super().connect(), which by this MRO is the dial above;
+    the TLS handshake then runs under the read timeout.
+    """
+
+
 class RegistryClient:
     """Connections, TLS choice and tokens for any number of registries; thread-safe (each
     thread keeps its own connections).
@@ -168,13 +287,7 @@ class RegistryClient:
     def scheme(self, host: str) -> str:
         """"http" or "https" for a host, by the rules in the module docstring."""
         with self._lock:
-            if host in self._schemes:
-                return self._schemes[host]
-        if self.config.ca_file(host) is not None:
-            return "https"
-        if is_loopback(host):
-            return "http"
-        return "https"
+            return self._schemes.get(host, "https")
 
     def use_scheme(self, host: str, scheme: str) -> None:
         """Remember a scheme that worked for a host (the insecure HTTP fallback)."""
@@ -182,7 +295,7 @@ class RegistryClient:
             self._schemes[host] = scheme
 
     def _ssl_context(self, host: str) -> ssl.SSLContext:
-        if host in self.config.insecure:
+        if self.config.is_insecure(host):
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -203,12 +316,14 @@ class RegistryClient:
         conn = conns.get((scheme, host))
         if conn is None:
             name, port = _split_host(host)
+            made: _HTTPConnection
             if scheme == "https":
-                conn = http.client.HTTPSConnection(name, port, timeout=self.config.timeout,
-                                                   context=self._ssl_context(host))
+                made = _HTTPSConnection(name, port, timeout=self.config.timeout,
+                                        context=self._ssl_context(host))
             else:
-                conn = http.client.HTTPConnection(name, port, timeout=self.config.timeout)
-            conns[(scheme, host)] = conn
+                made = _HTTPConnection(name, port, timeout=self.config.timeout)
+            made.connect_timeout = self.config.connect_timeout
+            conns[(scheme, host)] = conn = made
         return conn
 
     def _drop(self, scheme: str, host: str) -> None:
@@ -238,6 +353,15 @@ class RegistryClient:
                 if attempt == 0 and (body is None or hasattr(body, "seek")):
                     continue
                 raise RegistryUnreachable(f"registry {host}: connection lost: {exc}") from None
+            except ssl.SSLCertVerificationError as exc:
+                self._drop(scheme, host)
+                certs = self.config.certs_dir
+                where = f"{certs / host / 'ca.crt'}" if certs is not None else "the CA files"
+                raise RegistryUnreachable(
+                    f"registry {host}: TLS certificate not trusted ({exc.verify_message}); "
+                    f"put its CA in {where}, or mark the registry insecure "
+                    f"(llmosd --insecure-registry {host})"
+                ) from None
             except ssl.SSLError as exc:
                 self._drop(scheme, host)
                 raise RegistryUnreachable(
@@ -414,7 +538,7 @@ class Repository:
         try:
             resp = self.client.request("GET", url, registry=self.registry)
         except RegistryUnreachable:
-            if self.host not in self.client.config.insecure or url.startswith("http:"):
+            if not self.client.config.is_insecure(self.host) or url.startswith("http:"):
                 raise
             self.client.use_scheme(self.host, "http")  # insecure: HTTPS failed, try HTTP
             url = f"http://{self.host}/v2/"

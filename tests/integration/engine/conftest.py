@@ -40,6 +40,8 @@ class Daemon:
     root: Path
     proc: subprocess.Popen[bytes] | None = None
     netns: str | None = None  # run inside this named network namespace (only the netns)
+    args: tuple[str, ...] = ()  # more llmosd flags
+    wrap: tuple[str, ...] = ()  # a command that execs the rest (e.g. unshare)
 
     @property
     def socket(self) -> str:
@@ -56,8 +58,9 @@ class Daemon:
         # must not get bridges or firewall tables from a test.
         default_net = "bridge" if self.netns else "none"
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "llmos.cli.llmosd", "--root", str(self.root / "lib"),
-             "--run-root", str(self.root / "run"), "--default-network", default_net],
+            [*self.wrap, *prefix, sys.executable, "-m", "llmos.cli.llmosd",
+             "--root", str(self.root / "lib"), "--run-root", str(self.root / "run"),
+             "--default-network", default_net, *self.args],
             stdout=log, stderr=log,
         )
         log.close()

@@ -4,6 +4,7 @@ directories that are removed afterwards, and test images built in memory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.client
 import io
@@ -17,15 +18,17 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from llmos.image import Image, ImageStore, Platform, RegistryConfig
 from llmos.image.testing import compress, directory, layer_tar, regular
 
+T = TypeVar("T")
 REGISTRY_BIN = "/usr/bin/docker-registry"
 USER, PASSWORD = "tester", "s3cret-pw"
 
@@ -64,8 +67,8 @@ def bcrypt_hash(password: str) -> str:
     return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
 
 
-def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost signed by it."""
+def make_ca_and_cert(d: Path, addr: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1/localhost (and `addr`) signed by it."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -88,9 +91,11 @@ def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.DNSName("localhost"),
+                *[x509.IPAddress(ipaddress.ip_address(a)) for a in sorted({"127.0.0.1", addr})]]),
                 critical=False)
             .sign(ca_key, hashes.SHA256()))
+    d.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = d / "ca.pem", d / "server.pem", d / "server-key.pem"
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -98,6 +103,57 @@ def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
                                            serialization.PrivateFormat.TraditionalOpenSSL,
                                            serialization.NoEncryption()))
     return ca_path, cert_path, key_path
+
+
+# TEST-NET-2: an address that is not loopback, so llmos does not trust a registry there by
+# default; it lives on `lo` of a namespace of the test's own, never on this machine's network.
+NETNS_ADDR = "198.51.100.1"
+
+
+@contextlib.contextmanager
+def private_netns(*, blackhole: bool = False) -> Iterator[str]:
+    """A network namespace whose `lo` also carries NETNS_ADDR. With `blackhole`, every other
+    destination is routed to a dummy link that drops what it is sent: connects and DNS
+    queries go unanswered, as on a machine whose network silently drops them.
+    """
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (ip) is not installed")
+    name = f"llmos-img-{os.getpid()}-{os.urandom(3).hex()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ip = ["ip", "-n", name]
+        subprocess.run([*ip, "link", "set", "lo", "up"], check=True)
+        subprocess.run([*ip, "addr", "add", f"{NETNS_ADDR}/32", "dev", "lo"], check=True)
+        if blackhole:
+            # The default route leads through a veth to a gateway whose MAC address is made
+            # up (a permanent neighbour entry): the peer end drops frames not addressed to
+            # it, so nothing is refused and nothing answers. (A dummy link would do, but not
+            # every kernel has the module; with no neighbour entry, ARP fails and connects
+            # end early with "no route to host".)
+            subprocess.run([*ip, "link", "add", "drop0", "type", "veth", "peer", "name",
+                            "drop1"], check=True)
+            for link in ("drop0", "drop1"):
+                subprocess.run([*ip, "link", "set", link, "up"], check=True)
+            mac = "02:00:00:00:00:fe"
+            for family, gateway in (("-4", "198.51.100.254"), ("-6", "fe80::fe")):
+                subprocess.run([*ip, family, "neigh", "add", gateway, "lladdr", mac, "dev",
+                                "drop0", "nud", "permanent"], check=True)
+                subprocess.run([*ip, family, "route", "add", "default", "via", gateway,
+                                "dev", "drop0", "onlink"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def in_netns(netns: str, fn: Callable[[], T]) -> T:
+    """fn() on a thread inside `netns` (threads it starts, like a pull's workers, too)."""
+    from llmos.network.links import open_netns, run_in_netns
+
+    fd = open_netns(netns)
+    try:
+        return run_in_netns(fd, fn)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -119,21 +175,24 @@ class Registry:
 
 
 def start_registry(workdir: Path, *, tls: bool = False, auth: bool = False,
-                   extra_config: list[str] | None = None) -> Registry:
+                   extra_config: list[str] | None = None, netns: str | None = None,
+                   addr: str = "127.0.0.1") -> Registry:
+    """Serve on `addr`, inside the network namespace `netns` if given (see private_netns)."""
     if not os.path.exists(REGISTRY_BIN):
         pytest.skip("docker-registry (Debian package) is not installed")
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "registry-data"
     storage.mkdir()
     lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
              "storage:", "  filesystem:", f"    rootdirectory: {storage}",
-             "  delete:", "    enabled: true", "http:", f"  addr: 127.0.0.1:{port}"]
+             "  delete:", "    enabled: true", "http:", f"  addr: {addr}:{port}"]
     config = RegistryConfig()
-    host = f"127.0.0.1:{port}"
+    host = f"{addr}:{port}"
     ca = None
     skopeo = []
     if tls:
-        ca, cert, key = make_ca_and_cert(workdir)
+        ca, cert, key = make_ca_and_cert(workdir, addr)
         lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
         config.ca_files[host] = str(ca)
         certs_dir = workdir / "skopeo-certs"
@@ -152,21 +211,29 @@ def start_registry(workdir: Path, *, tls: bool = False, auth: bool = False,
     cfg = workdir / "registry.yml"
     cfg.write_text("\n".join(lines) + "\n")
     log = open(workdir / "registry.log", "wb")
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdout=log, stderr=log)
+    prefix = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
+    proc = subprocess.Popen([*prefix, REGISTRY_BIN, "serve", str(cfg)], stdout=log, stderr=log)
     log.close()
     reg = Registry(host, storage, proc, config, tls, auth, ca, skopeo)
+
+    def probe() -> None:
+        if tls:
+            ctx = ssl.create_default_context(cafile=str(ca))
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                addr, port, context=ctx, timeout=2)
+        else:
+            conn = http.client.HTTPConnection(addr, port, timeout=2)
+        conn.request("GET", "/v2/")
+        conn.getresponse().read()
+        conn.close()
+
     deadline = time.monotonic() + 15
     while True:
         try:
-            if tls:
-                ctx = ssl.create_default_context(cafile=str(ca))
-                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    "127.0.0.1", port, context=ctx, timeout=2)
+            if netns:
+                in_netns(netns, probe)
             else:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/v2/")
-            conn.getresponse().read()
-            conn.close()
+                probe()
             return reg
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -186,11 +253,12 @@ def stop_registry(reg: Registry) -> None:
             reg.proc.wait()
 
 
-@pytest.fixture(params=["plain", "auth", "tls"])
+@pytest.fixture(params=["plain", "auth", "tls", "tls-auth"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    """The registry in each variant: plain HTTP, htpasswd basic auth, and TLS with our CA."""
+    """The registry in each variant: plain HTTP, htpasswd basic auth, TLS with our CA, and
+    basic auth over TLS."""
     kind = request.param
-    reg = start_registry(tmp_path, tls=kind == "tls", auth=kind == "auth")
+    reg = start_registry(tmp_path, tls=kind.startswith("tls"), auth=kind.endswith("auth"))
     try:
         yield reg
     finally:
@@ -239,9 +307,14 @@ class TokenServer:
     cert: Path
     scopes: list[str]
     server: object
+    ca: Path | None = None  # with tls: the CA of its HTTPS certificate
+
+    @property
+    def host(self) -> str:
+        return self.realm.split("/")[2]
 
 
-def start_token_server(workdir: Path) -> TokenServer:
+def start_token_server(workdir: Path, tls: bool = False) -> TokenServer:
     import base64
     import json
     import threading
@@ -301,23 +374,50 @@ def start_token_server(workdir: Path) -> TokenServer:
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ca = None
+    if tls:
+        ca, https_cert, https_key = make_ca_and_cert(workdir / "token-tls")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(https_cert, https_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    return TokenServer(f"http://127.0.0.1:{port}/token", cert_path, scopes, server)
+    scheme = "https" if tls else "http"
+    return TokenServer(f"{scheme}://127.0.0.1:{port}/token", cert_path, scopes, server, ca)
 
 
-@pytest.fixture
-def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenServer]]:
-    """A registry with bearer-token auth, and its token server."""
-    tokens = start_token_server(tmp_path)
+def start_token_registry(workdir: Path, tls: bool = False) -> tuple[Registry, TokenServer]:
+    """A registry with bearer-token auth and its token server, both over HTTPS with `tls`
+    (each with a CA of its own, both in the returned registry's config)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tokens = start_token_server(workdir, tls)
     extra = ["auth:", "  token:", f"    realm: {tokens.realm}", "    service: llmos-registry",
              "    issuer: llmos-test-issuer", f"    rootcertbundle: {tokens.cert}"]
-    reg = start_registry(tmp_path, extra_config=extra)
+    try:
+        reg = start_registry(workdir, extra_config=extra, tls=tls)
+    except BaseException:
+        stop_token_server(tokens)
+        raise
+    if tokens.ca is not None:
+        reg.config.ca_files[tokens.host] = str(tokens.ca)
     reg.config.credentials[reg.host] = (USER, PASSWORD)
     reg.skopeo_flags += ["--creds", f"{USER}:{PASSWORD}"]
+    return reg, tokens
+
+
+def stop_token_server(tokens: TokenServer) -> None:
+    tokens.server.shutdown()  # type: ignore[attr-defined]
+    tokens.server.server_close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["http", "tls"])
+def token_registry(request: pytest.FixtureRequest,
+                   tmp_path: Path) -> Iterator[tuple[Registry, TokenServer]]:
+    """A registry with bearer-token auth, and its token server: plain HTTP, and HTTPS with
+    CAs the client is given."""
+    reg, tokens = start_token_registry(tmp_path, tls=request.param == "tls")
     try:
         yield reg, tokens
     finally:
         stop_registry(reg)
-        tokens.server.shutdown()  # type: ignore[attr-defined]
-        tokens.server.server_close()  # type: ignore[attr-defined]
+        stop_token_server(tokens)

@@ -20,6 +20,7 @@ from llmos.image import (
     Unauthorized,
 )
 from llmos.image.manifest import MEDIA_OCI_INDEX
+from llmos.image.registry import RegistryConfig, parse_insecure_registry
 
 from .conftest import Registry, build_image, free_port, new_store
 
@@ -225,19 +226,111 @@ def test_auth_required_and_wrong_password(tmp_path: Path) -> None:
         stop_registry(reg)
 
 
-def test_tls_registry_without_our_ca_is_refused(tmp_path: Path) -> None:
+def _round_trip(tmp_path: Path, host: str, config: RegistryConfig) -> None:
+    """Push a three-layer image to `host` and pull it into a second store."""
+    src = ImageStore(tmp_path / "src", platform=Platform("linux", "amd64"),
+                     registry_config=config)
+    image = build_image(src, "app:1")
+    assert src.push("app:1", dest=f"{host}/team/app:1").digest == image.manifest_digest
+    dst = ImageStore(tmp_path / "dst", platform=Platform("linux", "amd64"),
+                     registry_config=config)
+    assert dst.pull(f"{host}/team/app:1").id == image.id
+    assert _files(dst, f"{host}/team/app:1")["etc/motd"] == b"hello from amd64\n"
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["listed", "loopback-default"])
+def test_loopback_tls_registry_with_an_unknown_ca_is_insecure(tmp_path: Path,
+                                                              listed: bool) -> None:
+    """Docker's rule: a registry listed as insecure, and any loopback one, gets HTTPS
+    without certificate checks (this one serves only HTTPS, so plain HTTP would fail)."""
     from .conftest import start_registry, stop_registry
 
-    reg = start_registry(tmp_path, tls=True)
+    reg = start_registry(tmp_path / "reg", tls=True)
     try:
-        store = new_store(tmp_path / "s")  # no CA configured: loopback means plain HTTP
-        with pytest.raises(RegistryError):
-            store.pull(f"{reg.host}/app:1")
-        reg.config.ca_files[reg.host] = os.devnull
-        with pytest.raises(RegistryError, match="cannot use CA file"):
-            new_store(tmp_path / "s2", reg).pull(f"{reg.host}/app:1")
+        config = RegistryConfig(insecure={reg.host} if listed else set())
+        _round_trip(tmp_path, reg.host, config)
     finally:
         stop_registry(reg)
+
+
+def test_a_ca_configured_for_a_loopback_host_is_checked(tmp_path: Path) -> None:
+    from .conftest import make_ca_and_cert, start_registry, stop_registry
+
+    reg = start_registry(tmp_path / "reg", tls=True)
+    try:
+        other_ca = make_ca_and_cert(tmp_path / "other")[0]
+        store = ImageStore(tmp_path / "s", registry_config=RegistryConfig(
+            ca_files={reg.host: str(other_ca)}))
+        with pytest.raises(RegistryUnreachable,
+                           match=rf"{reg.host}: TLS certificate not trusted \("):
+            store.pull(f"{reg.host}/app:1")
+        store = ImageStore(tmp_path / "s2", registry_config=RegistryConfig(
+            ca_files={reg.host: os.devnull}))
+        with pytest.raises(RegistryError, match="cannot use CA file"):
+            store.pull(f"{reg.host}/app:1")
+        # Listed as insecure: its CA is not checked, as with Docker.
+        _round_trip(tmp_path / "insecure", reg.host, RegistryConfig(
+            insecure={reg.host}, ca_files={reg.host: str(other_ca)}))
+    finally:
+        stop_registry(reg)
+
+
+def test_insecure_registries_off_loopback(tmp_path: Path) -> None:
+    """At an address that is not loopback: TLS with a CA we lack is refused with an error
+    that names the certificate problem and the way out; listed as insecure (HOST:PORT or a
+    CIDR), TLS goes unchecked and a plain-HTTP registry is reached by the HTTP fallback."""
+    from .conftest import NETNS_ADDR, in_netns, private_netns, start_registry, stop_registry
+
+    with private_netns() as ns:
+        tls = start_registry(tmp_path / "tls", tls=True, netns=ns, addr=NETNS_ADDR)
+        try:
+            plain = start_registry(tmp_path / "plain", netns=ns, addr=NETNS_ADDR)
+            try:
+                def check() -> None:
+                    store = ImageStore(tmp_path / "refused",
+                                       platform=Platform("linux", "amd64"))
+                    build_image(store, "app:1")
+                    with pytest.raises(RegistryUnreachable) as refused:
+                        store.push("app:1", dest=f"{tls.host}/app:1")
+                    message = str(refused.value)
+                    assert f"registry {tls.host}: TLS certificate not trusted" in message
+                    assert "self-signed certificate" in message \
+                        or "unable to get local issuer certificate" in message, message
+                    assert f"--insecure-registry {tls.host}" in message
+                    with pytest.raises(RegistryUnreachable, match=rf"{plain.host}: TLS"):
+                        store.push("app:1", dest=f"{plain.host}/app:1")
+
+                    by_host = RegistryConfig(insecure={tls.host})
+                    _round_trip(tmp_path / "by-host", tls.host, by_host)
+                    other_port = ImageStore(tmp_path / "other-port",
+                                            platform=Platform("linux", "amd64"),
+                                            registry_config=by_host)
+                    build_image(other_port, "app:1")
+                    with pytest.raises(RegistryUnreachable, match=rf"{plain.host}: TLS"):
+                        other_port.push("app:1", dest=f"{plain.host}/app:1")
+                    _round_trip(tmp_path / "by-cidr", plain.host,
+                                RegistryConfig(insecure={"198.51.100.0/24"}))
+
+                in_netns(ns, check)
+            finally:
+                stop_registry(plain)
+        finally:
+            stop_registry(tls)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("Registry.Example:5000", "registry.example:5000"), ("10.1.2.3", "10.1.2.3"),
+    ("10.1.0.0/16", "10.1.0.0/16"), ("10.1.2.3/16", "10.1.0.0/16"), ("[::1]:5000", "[::1]:5000"),
+])
+def test_insecure_registry_entries(value: str, expected: str) -> None:
+    assert parse_insecure_registry(value) == expected
+
+
+@pytest.mark.parametrize("value", ["http://registry:5000", "registry:5000/path", "host:0",
+                                   "host:x", "", "a b"])
+def test_bad_insecure_registry_entries_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="insecure registry"):
+        parse_insecure_registry(value)
 
 
 def test_bearer_token_auth_with_cross_repository_mount(token_registry: tuple[Registry, object],
