@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import signal
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "set_healthcheck",
     "set_workdir",
     "shell_form",
+    "stop_signal",
 ]
 
 DEFAULT_SHELL: tuple[str, ...] = ("/bin/sh", "-c")
@@ -149,6 +151,23 @@ def set_healthcheck(config: dict[str, Any], test: list[str],
             raise ValueError("--retries must be at least 1")
         check["Retries"] = int(retries)
     config["Healthcheck"] = check
+
+
+_RT_SIGNAL = re.compile(r"RTMIN(\+([1-9]|1[0-5]))?|RTMAX(-([1-9]|1[0-4]))?")
+
+
+def stop_signal(text: str) -> str:
+    """STOPSIGNAL: checked as Docker's ParseSignal does (a non-zero number, or a signal name
+    with or without SIG), and stored as written.
+    """
+    if text.isdigit():
+        if int(text) == 0:
+            raise ValueError(f"Invalid signal: {text}")
+        return text
+    name = text.upper().removeprefix("SIG")
+    if f"SIG{name}" not in signal.Signals.__members__ and not _RT_SIGNAL.fullmatch(name):
+        raise ValueError(f"Invalid signal: {text}")
+    return text
 
 
 def entrypoint_and_cmd(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:

@@ -192,7 +192,8 @@ class _Planner:
 
     def parents(self, path: str) -> None:
         """Directory entries for every ancestor of `path` (already resolved in the image):
-        existing ones as the image has them, missing ones 0755 root.
+        existing ones as the image has them, missing ones 0755 and owned by root, or by the
+        --chown owner (BuildKit's MkdirAll chowns the directories a COPY creates).
         """
         comps = [c for c in path.split("/") if c][:-1]
         for i in range(len(comps)):
@@ -212,7 +213,7 @@ class _Planner:
             self.add(CopyEntry(d, "dir", self._mode(like.st_mode), uid, gid, like.st_mtime,
                                xattrs=xattrs or {}))
         else:
-            self.add(CopyEntry(d, "dir", 0o755, 0, 0, 0))
+            self.add(CopyEntry(d, "dir", 0o755, *(self.owner or (0, 0)), 0))
 
     def _owner(self, st: os.stat_result, keep: bool) -> tuple[int, int]:
         if self.owner is not None:

@@ -89,3 +89,15 @@ def test_healthcheck() -> None:
 
 def test_env_list_to_dict() -> None:
     assert rules.env_list_to_dict(["A=1", "B=x=y", "C"]) == {"A": "1", "B": "x=y", "C": ""}
+
+
+@pytest.mark.parametrize("ok", ["SIGQUIT", "quit", "9", "64", "SIGRTMIN", "RTMIN+3",
+                                "SIGRTMAX-2", "SIGKILL"])
+def test_stop_signal_accepts_what_docker_accepts(ok: str) -> None:
+    assert rules.stop_signal(ok) == ok  # stored as written
+
+
+@pytest.mark.parametrize("bad", ["NOPE", "0", "SIG", "RTMIN+16", "-9", "SIGTERM "])
+def test_stop_signal_refuses(bad: str) -> None:
+    with pytest.raises(ValueError, match="Invalid signal"):
+        rules.stop_signal(bad)

@@ -100,3 +100,19 @@ def test_parse_chown(image: LowerView) -> None:
 def test_mkdir_plan(image: LowerView) -> None:
     assert paths(plan_mkdir("/bin/tool/dir", image)) == [
         ("usr", "dir"), ("usr/bin", "dir"), ("usr/bin/tool", "dir"), ("usr/bin/tool/dir", "dir")]
+
+
+def test_chown_owns_the_directories_the_copy_creates(ctx: SourceTree, image: LowerView) -> None:
+    owner = parse_chown("app:staff", image)
+    plan = plan_copy([(ctx, "a.txt")], "/srv/new/deep/", workdir="/", image=image, owner=owner)
+    assert [(e.path, e.uid, e.gid) for e in plan.entries] == [
+        ("srv", 0, 0),  # existed: as the image has it
+        ("srv/new", 1000, 50), ("srv/new/deep", 1000, 50),
+        ("srv/new/deep/a.txt", 1000, 50)]
+    tree = plan_copy([(ctx, "dir")], "/made/app", workdir="/", image=image, owner=owner)
+    assert {(e.path, e.uid, e.gid) for e in tree.entries} == {
+        ("made", 1000, 50), ("made/app", 1000, 50), ("made/app/sub", 1000, 50),
+        ("made/app/sub/c", 1000, 50)}
+    plain = plan_copy([(ctx, "a.txt")], "/srv/new/", workdir="/", image=image)
+    assert plain.entries[1].path == "srv/new" and (plain.entries[1].uid,
+                                                   plain.entries[1].gid) == (0, 0)
