@@ -18,6 +18,7 @@ The whole build holds the store's shared GC lease: a concurrent prune cannot tak
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import json
@@ -25,7 +26,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from llmos.image import (
     chain_ids,
 )
 from llmos.image import Image as StoredImage
+from llmos.image.progress import ProgressCallback, emit, reading
 
 from . import config as rules
 from .cache import BuildCache, state_id, step_key
@@ -49,6 +51,7 @@ from .dockerfile import Dockerfile, Instruction, Stage, parse
 from .dockerignore import Matcher, read_dockerignore
 from .errors import BuildError, ContextError, DockerfileError, StepFailed
 from .layer import remove_if_empty, write_upper_tar
+from .network import OWNER_PREFIX, BuildNetwork, open_build_network
 from .rootfs import LowerView, resolve_user
 from .run import HOST_FILES, ProcessSpec, container_config, overlay_from_mounts, run_container
 from .shell import SubstitutionError, expand, expand_words
@@ -112,7 +115,8 @@ class Builder:
                  target: str | None = None,
                  runtime_root: str | os.PathLike[str] = DEFAULT_RUNTIME_ROOT,
                  progress: BuildProgress | None = None, no_cache: bool = False,
-                 network: str = "host") -> None:
+                 network: str = "default", build_network: BuildNetwork | None = None,
+                 layer_progress: ProgressCallback | None = None) -> None:
         self.store = store
         self.context = Path(context_dir).resolve()
         if not self.context.is_dir():
@@ -123,8 +127,11 @@ class Builder:
         self.target = target
         self.runtime_root = Path(runtime_root)
         self.progress = progress or (lambda _line: None)
+        self.layer_progress = layer_progress
         self.no_cache = no_cache
         self.network = network
+        self.build_network = build_network
+        self._own_network: BuildNetwork | None = None  # opened here, closed when run ends
         self.cache = BuildCache(store.root)
         self.used_args: set[str] = set()
         self.stages: list[_StageRun] = []
@@ -163,6 +170,9 @@ class Builder:
                 image = self.store.commit_image(tag, copy.deepcopy(final.doc), final.layers)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if self._own_network is not None:
+                self._own_network.close()
+                self._own_network = None
         self.progress(f"Successfully built {_short(image.id)}")
         if tag:
             self.progress(f"Successfully tagged {tag}")
@@ -308,7 +318,7 @@ class Builder:
                 cfg["Volumes"] = {**(cfg.get("Volumes") or {}), **{p: {} for p in paths}}
                 shown = f"VOLUME {json.dumps(paths)}"
             elif kw == "STOPSIGNAL":
-                cfg["StopSignal"] = self._expand(ins, ins.args[0], env)
+                cfg["StopSignal"] = rules.stop_signal(self._expand(ins, ins.args[0], env))
                 shown = f"STOPSIGNAL {cfg['StopSignal']}"
             elif kw == "SHELL":
                 cfg["Shell"] = list(ins.args)
@@ -393,8 +403,13 @@ class Builder:
         """Store a layer tar and make it the committed snapshot on top of `state`: the RUN
         container's upper directory itself (`upper_key`), or an extraction of the tar.
         """
+        item = f"Step {self.step}/{self.total}"
         with open(tar_path, "rb") as f:
-            blob = self.store.add_layer(f, compression="gzip")
+            blob = self.store.add_layer(
+                reading(f, self.layer_progress, "export", item, os.fstat(f.fileno()).st_size),
+                compression="gzip")
+        emit(self.layer_progress, "done", item, blob.descriptor.size, blob.descriptor.size,
+             _short(blob.descriptor.digest))
         chain = chain_ids([*(lb.diff_id for lb in state.layers), blob.diff_id])[-1]
         sn = self.store.snapshotter
         parent = state.chains[-1] if state.layers else None
@@ -456,28 +471,32 @@ class Builder:
                                 (view.read_bytes("/etc/group") or b"").decode(errors="replace"))
         except LookupError as e:
             raise ins.error(str(e)) from None
-        binds = [(p, p) for p in HOST_FILES if os.path.exists(p) and not view.exists(p)]
+        bundle = self.tmp / f"step{self.step}"
+        (bundle / "rootfs").mkdir(parents=True)
+        cid = f"{OWNER_PREFIX}{uuid.uuid4().hex[:12]}"
+        if network == "default":
+            # Docker's way: the engine's files name the step's resolvers, over the image's.
+            binds = [(str(bundle / os.path.basename(p)), p) for p in HOST_FILES]
+        else:
+            binds = [(p, p) for p in HOST_FILES if os.path.exists(p) and not view.exists(p)]
         # mount points the executor may create in the upper dir; removed again afterwards
         made = [p for p in ("/proc", "/sys", "/dev", "/etc", *HOST_FILES)
                 if view.lstat(p) is None]
-        spec = ProcessSpec(argv=argv, env=env, cwd=str(cfg.get("WorkingDir") or "/"),
-                           user=user, network=network, binds=binds)
         sn = self.store.snapshotter
         key = f"extract-run-{uuid.uuid4().hex}"
         mounts = sn.prepare(key, state.chains[-1] if state.layers else None)
         committed = False
         try:
-            n = self.step
-            bundle = self.tmp / f"step{n}"
-            (bundle / "rootfs").mkdir(parents=True)
-            empty = self.tmp / "empty"
-            empty.mkdir(exist_ok=True)
-            overlay = overlay_from_mounts(mounts, empty)
-            config = container_config(spec, bundle / "rootfs")
-            cid = f"llmos-build-{uuid.uuid4().hex[:12]}"
-            self.progress(f" ---> Running in {cid[-12:]}")
-            code = run_container(self.runtime_root, cid, bundle, overlay, config,
-                                 output=self.progress)
+            with self._step_network(network, bundle, cid) as netns:
+                spec = ProcessSpec(argv=argv, env=env, cwd=str(cfg.get("WorkingDir") or "/"),
+                                   user=user, network=network, binds=binds, netns=netns)
+                empty = self.tmp / "empty"
+                empty.mkdir(exist_ok=True)
+                overlay = overlay_from_mounts(mounts, empty)
+                config = container_config(spec, bundle / "rootfs")
+                self.progress(f" ---> Running in {cid[-12:]}")
+                code = run_container(self.runtime_root, cid, bundle, overlay, config,
+                                     output=self.progress)
             if code != 0:
                 raise StepFailed(f"{ins.filename}:{ins.line}: RUN: the command "
                                  f"{json.dumps(argv)} returned a non-zero code: {code}", code)
@@ -496,6 +515,32 @@ class Builder:
         finally:
             if not committed and sn.exists(key):
                 sn.remove(key)
+
+    @contextlib.contextmanager
+    def _step_network(self, network: str, bundle: Path, owner: str) -> Iterator[str | None]:
+        """For network="default": a namespace held at BUNDLE/netns, wired to the default
+        bridge, its hosts and resolv.conf written beside it; all undone when the step ends."""
+        if network != "default":
+            yield None
+            return
+        from llmos.runtime import native
+
+        if self.build_network is None and self._own_network is None:
+            self._own_network = open_build_network()
+        net = self.build_network or self._own_network
+        assert net is not None
+        path = str(bundle / "netns")
+        native.netns_new(path)
+        try:
+            files = net.attach(path, owner, "llmos-build")
+            try:
+                for name in ("hosts", "resolv.conf"):
+                    (bundle / name).write_text(files[name])
+                yield path
+            finally:
+                net.detach(owner)
+        finally:
+            native.netns_remove(path)
 
     # -- COPY / ADD / WORKDIR ---------------------------------------------------------------
     def _copy(self, run: _StageRun, ins: Instruction) -> None:
@@ -594,19 +639,24 @@ def build(store: ImageStore, context_dir: str | os.PathLike[str], *,
           build_args: Mapping[str, str] | None = None, target: str | None = None,
           runtime_root: str | os.PathLike[str] = DEFAULT_RUNTIME_ROOT,
           progress: BuildProgress | None = None, no_cache: bool = False,
-          network: str = "host") -> StoredImage:
+          network: str = "default", build_network: BuildNetwork | None = None,
+          layer_progress: ProgressCallback | None = None) -> StoredImage:
     """Build the Dockerfile (`dockerfile`, relative to the context unless absolute) with the
     context directory, name the result `tag` (None: unnamed) and return it.
 
     `build_args` fill ARGs; `target` stops after that stage; `progress` receives Docker-like
-    lines; `no_cache` runs every step (results still refresh the cache); `network` is what
-    RUN containers get: "host" (default: the host's network namespace, see `run.py`), or
-    "none". Raises DockerfileError (located), ContextError, StepFailed or BuildError.
+    lines and `layer_progress` the bytes of each new layer as it is compressed and stored
+    (for a terminal's live line); `no_cache` runs every step (results still refresh the
+    cache); `network` is what RUN containers get: "default" (a namespace of their own on the
+    default bridge, out through NAT, wired by `build_network` or else by llmosd or this
+    process, see network.py), "host" (the host's network namespace) or "none".
+    Raises DockerfileError (located), ContextError, StepFailed or BuildError.
     """
     try:
         return Builder(store, context_dir, dockerfile=dockerfile, build_args=build_args,
                        target=target, runtime_root=runtime_root, progress=progress,
-                       no_cache=no_cache, network=network).run(tag)
+                       no_cache=no_cache, network=network, build_network=build_network,
+                       layer_progress=layer_progress).run(tag)
     except (DockerfileError, ContextError, StepFailed):
         raise
     except ImageError as e:

@@ -32,14 +32,16 @@ def _build_parser() -> argparse.ArgumentParser:
                    "the environment")
     p.add_argument("--target", help="stop after this build stage")
     p.add_argument("--no-cache", action="store_true", help="run every step")
-    p.add_argument("--network", default="host", choices=["host", "none", "default"],
-                   help="network for RUN (default: host)")
+    p.add_argument("--network", default="default", choices=["default", "host", "none"],
+                   help="network for RUN: default (its own namespace on the default bridge, "
+                   "out through NAT, as Docker), host or none")
     p.add_argument("--root", default=DEFAULT_STORE_ROOT, help="the image store directory")
     return p
 
 
 def build_main(argv: Sequence[str]) -> int:
     """`llmos build [-t TAG] [-f FILE] [--build-arg N=V] [--target S] [--no-cache] DIR`."""
+    from llmos.cli.progress_view import ProgressView
     from llmos.image import ImageStore
 
     from .builder import build
@@ -55,13 +57,18 @@ def build_main(argv: Sequence[str]) -> int:
             args[name] = os.environ[name]
     dockerfile = a.file if os.path.isabs(a.file) or a.file == "Dockerfile" \
         else os.path.abspath(a.file)
-    try:
-        build(ImageStore(a.root), a.context, dockerfile=dockerfile, tag=a.tag,
-              build_args=args, target=a.target, no_cache=a.no_cache, network=a.network,
-              progress=lambda line: print(line, flush=True))
-    except BuildError as e:
-        print(f"llmos build: {e}", file=sys.stderr)
-        return 1
+    # On a terminal each new layer gets a live line while it is compressed and stored (the
+    # slow part of a big COPY or RUN), retired into the log once stored; elsewhere the
+    # output stays the Docker builder's plain lines.
+    with ProgressView(verb="build", keep_done=False) as view:
+        try:
+            build(ImageStore(a.root), a.context, dockerfile=dockerfile, tag=a.tag,
+                  build_args=args, target=a.target, no_cache=a.no_cache, network=a.network,
+                  progress=view.log, layer_progress=view if view.tty else None)
+        except BuildError as e:
+            view.close()
+            print(f"llmos build: {e}", file=sys.stderr)
+            return 1
     return 0
 
 

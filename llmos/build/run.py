@@ -7,9 +7,10 @@ that upper directory *is* the step's diff. The overlay is mounted by the C execu
 the container's own mount namespace, so nothing is ever mounted on the host and nothing can be
 left mounted when a build dies.
 
-Network: RUN containers join the host's network namespace (`network="host"`, the default), so
-`apt-get install` reaches the mirror the host reaches. That is a stopgap: the NAT-based build
-network arrives with the networking issue. `network="none"` gives an empty namespace.
+Network: `network="default"` (what `llmos build` gives RUN, as Docker does) is a network
+namespace of the step's own on the default bridge, out through NAT: the builder makes and
+wires it (llmos/build/network.py) and the container joins it (`ProcessSpec.netns`).
+`network="host"` shares the host's namespace; `network="none"` gives an empty one.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ProcessSpec:
     network: str = "host"
     hostname: str = "llmos-build"
     binds: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (host path, dest)
+    netns: str | None = None  # network="default": the wired namespace to join
 
 
 def container_config(spec: ProcessSpec, rootfs: str | os.PathLike[str]) -> dict[str, Any]:
@@ -72,9 +74,15 @@ def container_config(spec: ProcessSpec, rootfs: str | os.PathLike[str]) -> dict[
     process["user"] = {"uid": spec.user.uid, "gid": spec.user.gid}
     if spec.user.additional_gids:
         process["user"]["additionalGids"] = list(spec.user.additional_gids)
-    if spec.network in ("host", "default"):
+    if spec.network == "host":
         config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
                                          if ns["type"] != "network"]
+    elif spec.network == "default":
+        if not spec.netns:
+            raise BuildError("network default: no network namespace was made for the step")
+        for ns in config["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = spec.netns
     for source, dest in spec.binds:
         config["mounts"].append({"destination": dest, "type": "bind", "source": source,
                                  "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})

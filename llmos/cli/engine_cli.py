@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from llmos.cli import listing
@@ -270,20 +270,9 @@ def _ps(cl: Client, a: argparse.Namespace) -> int:
 
 def _images(cl: Client, verb: str, a: argparse.Namespace) -> int:
     t = cl.transport
-    if verb == "pull":
-        tty = sys.stdout.isatty()
-        for ev in t.stream("image.pull", {"ref": a.reference}):
-            line = f"{ev['item']}: {ev['action']}"
-            if ev.get("total"):
-                line += f" {ev['current'] * 100 // max(ev['total'], 1)}% of {ev['total']} bytes"
-            if tty:
-                sys.stdout.write("\r\033[K" + line)
-            elif ev["action"] in ("done", "pulled", "exists", "resolve"):
-                print(line)
-        if tty:
-            print()
-    elif verb == "push":
-        print(t.call("image.push", {"ref": a.reference})["Digest"])
+    if verb in ("pull", "push"):
+        params: dict[str, Any] = {"ref": a.reference, "progress": True}
+        _show_progress(verb, t.stream(f"image.{verb}", params))
     elif verb == "tag":
         t.call("image.tag", {"source": a.source, "name": a.target})
     elif verb == "rmi":
@@ -291,8 +280,8 @@ def _images(cl: Client, verb: str, a: argparse.Namespace) -> int:
             for d in t.call("image.remove", {"ref": ref, "force": a.force})["Deleted"]:
                 print(f"Deleted: {d}")
     elif verb == "load":
-        for name in t.call("image.load", {"path": _abspath(a.input)})["Loaded"]:
-            print(f"Loaded image: {name}")
+        _show_progress(verb, t.stream("image.load", {"path": _abspath(a.input),
+                                                     "progress": True}))
     elif verb == "save":
         t.call("image.save", {"refs": a.images, "path": _abspath(a.output),
                               "format": a.format})
@@ -302,6 +291,28 @@ def _images(cl: Client, verb: str, a: argparse.Namespace) -> int:
     elif verb == "image" and a.action == "ls":
         return main("images", [], a.host)
     return 0
+
+
+def _show_progress(verb: str, events: Iterator[dict[str, Any]]) -> None:
+    """A pull, push or load as it goes (see llmos.cli.progress_view), then Docker's closing
+    lines: the image pulled, the digest pushed, the names loaded."""
+    from llmos.cli.progress_view import ProgressView
+
+    closing: list[str] = []  # printed below the live lines, once they are final
+    with ProgressView(verb=verb) as view:
+        for ev in events:
+            action = ev.get("action")
+            if action == "pulled":
+                closing.append(f"Pulled {ev.get('message') or ''} ({ev['item']})")
+            elif action == "pushed":
+                closing.append(f"{ev.get('message') or ''}: digest: {ev['item']} "
+                               f"size: {ev.get('total') or 0}")
+            elif action == "loaded":
+                closing.append(f"Loaded image: {ev['item']}")
+            else:
+                view.event(ev)
+    for line in closing:
+        print(line)
 
 
 def _network(cl: Client, a: argparse.Namespace) -> int:

@@ -114,6 +114,42 @@ def _caller_gone() -> Callable[[], bool] | None:
     return ctx.cancelled.is_set if ctx is not None else None
 
 
+def _event(action: str, item: str, current: int = 0, total: int | None = None,
+           message: str = "") -> dict[str, Any]:
+    return {"action": action, "item": item, "current": current, "total": total,
+            "message": message}
+
+
+def _with_progress(work: Callable[[Any], list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Run `work(progress_callback)` in a thread of its own and stream its progress events as
+    they happen, then the events it returns. A thread because the work calls back from its
+    own worker threads (parallel layers) while the stream is read here."""
+    import queue
+    import threading
+
+    events: queue.Queue[Any] = queue.Queue()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["last"] = work(events.put)
+        except BaseException as e:
+            result["error"] = e
+        finally:
+            events.put(None)
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def gen() -> Iterator[dict[str, Any]]:
+        while (ev := events.get()) is not None:
+            yield _event(ev.action, ev.item, ev.current, ev.total, ev.message)
+        if "error" in result:
+            raise result["error"]
+        yield from result["last"]
+
+    return gen()
+
+
 class Api:
     """method name -> engine call. Streams are returned as iterators."""
 
@@ -152,14 +188,12 @@ class Api:
             "image.pull": self._pull,
             "login": lambda p: self.engine.login(_str(p, "registry"), _str(p, "username"),
                                                  _str(p, "password")),
-            "image.push": lambda p: {"Digest": self.engine.images.push(
-                _str(p, "ref"), dest=p.get("dest")).digest},
+            "image.push": self._push,
             "image.tag": lambda p: {"Id": self.engine.images.tag(_str(p, "source"),
                                                                  _str(p, "name")).id},
             "image.remove": lambda p: {"Deleted": self.engine.image_remove(
                 _str(p, "ref"), force=bool(p.get("force")))},
-            "image.load": lambda p: {"Loaded": [
-                i.name or i.id for i in self.engine.images.load(_str(p, "path"))]},
+            "image.load": self._load,
             "image.save": lambda p: self.engine.images.save(
                 list(p.get("refs") or []), _str(p, "path"),
                 format=p.get("format") or "docker-archive"),
@@ -174,6 +208,8 @@ class Api:
             "network.disconnect": lambda p: self.engine.network_disconnect(
                 _str(p, "name"), _str(p, "container")),
             "network.remove": lambda p: self.engine.network().remove_network(_str(p, "name")),
+            "build.network_attach": self._build_network_attach,
+            "build.network_detach": self._build_network_detach,
             "container.attach_socket": lambda p: self.engine.get(_str(p, "id")).get(
                 "AttachSocket", ""),
             "events": self._events,
@@ -222,33 +258,40 @@ class Api:
         return {"Id": cid}
 
     def _pull(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Streams progress events, one per step, then the image."""
-        import queue
-        import threading
+        """Streams progress events, one per step, then {action: pulled, item: image id}."""
+        ref = _str(params, "ref")
 
-        events: queue.Queue[Any] = queue.Queue()
-        result: dict[str, Any] = {}
+        def work(progress: Any) -> list[dict[str, Any]]:
+            r = self.engine.pull(ref, progress=progress)
+            return [_event("pulled", r.get("Id", ""), message=ref)]
 
-        def work() -> None:
-            try:
-                result.update(self.engine.pull(_str(params, "ref"), progress=events.put))
-            except BaseException as e:
-                result["error"] = e
-            finally:
-                events.put(None)
+        return _with_progress(work)
 
-        threading.Thread(target=work, daemon=True).start()
+    def _push(self, params: dict[str, Any]) -> Any:
+        """{Digest}; with `progress`, a stream of progress events ending in {action: pushed,
+        item: digest, total: manifest size, message: the reference pushed to}."""
+        ref, dest = _str(params, "ref"), params.get("dest")
 
-        def gen() -> Iterator[dict[str, Any]]:
-            while (ev := events.get()) is not None:
-                yield {"action": ev.action, "item": ev.item, "current": ev.current,
-                       "total": ev.total}
-            if "error" in result:
-                raise result["error"]
-            yield {"action": "pulled", "item": result.get("Id", ""), "current": 0,
-                   "total": None}
+        def work(progress: Any) -> list[dict[str, Any]]:
+            d = self.engine.images.push(ref, dest=dest, progress=progress)
+            return [_event("pushed", d.digest, total=d.size, message=dest or ref)]
 
-        return gen()
+        if params.get("progress"):
+            return _with_progress(work)
+        return {"Digest": work(None)[0]["item"]}
+
+    def _load(self, params: dict[str, Any]) -> Any:
+        """{Loaded: [name]}; with `progress`, a stream of progress events, then one
+        {action: loaded, item: name} per image."""
+        path = _str(params, "path")
+
+        def work(progress: Any) -> list[dict[str, Any]]:
+            return [_event("loaded", i.name or i.id)
+                    for i in self.engine.images.load(path, progress=progress)]
+
+        if params.get("progress"):
+            return _with_progress(work)
+        return {"Loaded": [ev["item"] for ev in work(None)]}
 
     def _events(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Past events from `since`, then (with follow) new ones as they happen."""
@@ -285,6 +328,27 @@ class Api:
                                   internal=bool(params.get("internal")))
         result: dict[str, Any] = net.inspect_network(info.name)
         return result
+
+    def _build_network_attach(self, params: dict[str, Any]) -> dict[str, str]:
+        """A RUN step of a build in another process joins the default bridge: the daemon
+        owns its addresses and rules, so it does the wiring (llmos/build/network.py)."""
+        from llmos.build.errors import BuildError
+        from llmos.build.network import attach_with
+
+        try:
+            return attach_with(self.engine.network(), _str(params, "netns"),
+                               _str(params, "id"), _str(params, "hostname"))
+        except BuildError as e:
+            raise ApiError("invalid_argument", str(e)) from None
+
+    def _build_network_detach(self, params: dict[str, Any]) -> None:
+        from llmos.build.errors import BuildError
+        from llmos.build.network import detach_with
+
+        try:
+            detach_with(self.engine.network(), _str(params, "id"))
+        except BuildError as e:
+            raise ApiError("invalid_argument", str(e)) from None
 
     def _logs(self, params: dict[str, Any]) -> Iterator[dict[str, str]]:
         tail = params.get("tail")

@@ -44,7 +44,7 @@ from .manifest import (
     layer_compression,
     parse_index_or_manifest,
 )
-from .progress import ProgressCallback, emit
+from .progress import ProgressCallback, emit, reading
 from .reference import Reference
 from .unpack import decompressed, detect_compression
 
@@ -135,6 +135,15 @@ class _Source:
         except FileNotFoundError:
             raise NotFound(f"{self.path}: archive has no file {name!r}") from None
 
+    def size(self, name: str) -> int | None:
+        if self._tar is not None:
+            m = self._names.get(_norm(name))
+            return m.size if m is not None else None
+        try:
+            return self._file(name).stat().st_size
+        except OSError:
+            return None
+
     def read(self, name: str, limit: int = 64 << 20) -> bytes:
         with self.open(name) as f:
             data = f.read(limit + 1)
@@ -195,12 +204,14 @@ def _load_docker(store: ImageStore, src: _Source, progress: ProgressCallback | N
         config = json.loads(src.read(entry["Config"]))
         layers = []
         for layer_path in entry["Layers"]:
-            emit(progress, "load", str(layer_path))
             with src.open(str(layer_path)) as f:
                 head = f.read(4)
             compression = detect_compression(head)
             with src.open(str(layer_path)) as f:
-                digest = store.content.ingest_stream(f, ref=f"load-{uuid.uuid4().hex}")
+                digest = store.content.ingest_stream(
+                    reading(f, progress, "load", _layer_item(str(layer_path)),
+                            src.size(str(layer_path))),
+                    ref=f"load-{uuid.uuid4().hex}")
             size = store.content.info(digest).size
             layers.append(layer_descriptor(digest, size, compression))
         diff_ids = config.get("rootfs", {}).get("diff_ids", [])
@@ -220,6 +231,16 @@ def _load_docker(store: ImageStore, src: _Source, progress: ProgressCallback | N
                 store.set_name(canonical, first.target)
                 images.append(store.get(canonical))
     return images
+
+
+def _layer_item(path: str) -> str:
+    """The digest-like part of a docker-archive layer's path (`blobs/sha256/HEX`, or the
+    older `HEX/layer.tar`), so a progress line names the layer rather than a long path."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if len(part) == 64 and all(c in "0123456789abcdef" for c in part):
+            return f"sha256:{part}" if i and parts[i - 1] == "sha256" else part[:12]
+    return path
 
 
 def _load_oci(store: ImageStore, src: _Source, name: str | None,
@@ -261,9 +282,9 @@ def _copy_tree(store: ImageStore, src: _Source, desc: Descriptor,
             if optional:
                 return
             raise NotFound(f"{src.path}: blob {desc.digest} is missing")
-        emit(progress, "load", desc.digest, 0, desc.size)
         with src.open(blob) as f:
-            store.content.ingest_stream(f, ref=f"load-{desc.digest}", expected=desc.digest,
+            store.content.ingest_stream(reading(f, progress, "load", desc.digest, desc.size),
+                                        ref=f"load-{desc.digest}", expected=desc.digest,
                                         size=desc.size)
     if desc.media_type in INDEX_TYPES | MANIFEST_TYPES:
         doc = parse_index_or_manifest(store.content.read(desc.digest), desc.media_type)

@@ -36,7 +36,7 @@ from .manifest import (
     Platform,
     parse_index_or_manifest,
 )
-from .progress import ProgressCallback, emit
+from .progress import ProgressCallback, emit, reading
 from .reference import Reference
 from .registry import RegistryClient, RegistryConfig, Repository
 
@@ -258,10 +258,10 @@ def _push_blob(store: ImageStore, repo: Repository, blob: Descriptor, sources: t
         break
     if location is None:
         location = repo.start_upload()
-    emit(progress, "upload", blob.digest, 0, blob.size)
     with store.content.open(blob.digest) as f:
-        repo.finish_upload(location, blob.digest, f, blob.size)
-    emit(progress, "upload", blob.digest, blob.size, blob.size)
+        repo.finish_upload(location, blob.digest,
+                           reading(f, progress, "upload", blob.digest, blob.size), blob.size)
+    emit(progress, "uploaded", blob.digest, blob.size, blob.size)
 
 
 def _put_manifest(store: ImageStore, repo: Repository, desc: Descriptor, obj: str) -> None:

@@ -91,6 +91,9 @@ class Builds:
         from llmos.build import build
 
         self.lines = []
+        # These tests run in the machine's own namespace, where a build must not make the
+        # default bridge: RUN shares it (test_build_network.py covers the NAT default).
+        kw.setdefault("network", "host")
         return build(self.store, ctx, runtime_root=self.runtime_root,
                      progress=self.lines.append, **kw)
 

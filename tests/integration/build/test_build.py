@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,8 @@ CMD ["cat", "/greeting"]
         "from llmos.build import build\n"
         "lines = []\n"
         f"img = build(ImageStore({str(store.root)!r}), {str(ctx)!r}, tag='cached:1',\n"
-        f"            runtime_root={str(runtime_root)!r}, progress=lines.append)\n"
+        f"            runtime_root={str(runtime_root)!r}, progress=lines.append,\n"
+        "            network='host')\n"
         "print(json.dumps({'id': img.id, 'lines': lines}))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -216,3 +218,124 @@ COPY --from=tools /name /bin/busybox /
     assert sorted(files) == ["busybox", "name"]
     code, out = builds.run(image, ["/busybox", "cat", "/name"])
     assert (code, out) == (0, "given\n")
+
+
+def stored_config(store: ImageStore, image: Image) -> dict[str, Any]:
+    """The image's run config as written in its config blob (what Docker would store)."""
+    with store.content.open(image.id) as f:
+        doc = json.load(f)
+    assert isinstance(doc, dict)
+    config = doc["config"]
+    assert isinstance(config, dict)
+    return config
+
+
+def test_healthcheck_stopsignal_volume_label_are_stored_like_docker(
+        builds: Builds, store: ImageStore, context: ContextFactory) -> None:
+    ctx = context(f"""FROM {BASE} AS checked
+ARG VER=1.2
+LABEL version="$VER" "com.example.vendor"="ACME Incorporated" multi=one \\
+      other=two
+LABEL legacy value with spaces
+STOPSIGNAL SIGQUIT
+VOLUME /data /var/log
+VOLUME ["/json", "/with space"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=1m30s --retries=4 \\
+  CMD wget -q -O- http://localhost/ || exit 1
+FROM checked AS execform
+HEALTHCHECK --interval=250ms CMD ["cat", "/etc/passwd"]
+STOPSIGNAL 9
+LABEL version=2
+VOLUME /more
+FROM execform AS nocheck
+HEALTHCHECK NONE
+""")
+    base = store.get(BASE)
+    checked = builds(ctx, tag="meta:checked", target="checked")
+    assert len(checked.layers) == len(base.layers)  # metadata adds no layer
+    cfg = stored_config(store, checked)
+    labels = {"version": "1.2", "com.example.vendor": "ACME Incorporated", "multi": "one",
+              "other": "two", "legacy": "value with spaces"}
+    assert cfg["Labels"] == labels
+    assert cfg["StopSignal"] == "SIGQUIT"
+    assert cfg["Volumes"] == {"/data": {}, "/var/log": {}, "/json": {}, "/with space": {}}
+    assert cfg["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"],
+        "Interval": 30_000_000_000, "Timeout": 5_000_000_000,
+        "StartPeriod": 90_000_000_000, "Retries": 4}
+    assert cfg["Cmd"] == ["sh"]  # none of these touch the command
+    with store.content.open(checked.id) as f:
+        history = json.load(f)["history"]
+    assert [h["created_by"].split()[0] for h in history[-6:]] == [
+        "LABEL", "LABEL", "STOPSIGNAL", "VOLUME", "VOLUME", "HEALTHCHECK"]
+    assert all(h.get("empty_layer") is True for h in history[-6:])
+
+    execform = builds(ctx, tag="meta:exec", target="execform")
+    cfg = stored_config(store, execform)
+    # exec form: "CMD" then the argv; options not given are left out, as Docker's omitempty
+    assert cfg["Healthcheck"] == {"Test": ["CMD", "cat", "/etc/passwd"],
+                                  "Interval": 250_000_000}
+    assert cfg["StopSignal"] == "9"
+    assert cfg["Labels"] == {**labels, "version": "2"}
+    assert cfg["Volumes"] == {"/data": {}, "/var/log": {}, "/json": {}, "/with space": {},
+                              "/more": {}}
+
+    nocheck = builds(ctx, tag="meta:none")
+    cfg = stored_config(store, nocheck)
+    assert cfg["Healthcheck"] == {"Test": ["NONE"]}
+    assert cfg["StopSignal"] == "9" and cfg["Labels"]["version"] == "2"
+    assert store.get("meta:none").config.config["Healthcheck"] == {"Test": ["NONE"]}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("STOPSIGNAL NOPE", "Invalid signal: NOPE"),
+    ("STOPSIGNAL 0", "Invalid signal: 0"),
+    ("HEALTHCHECK --interval=1us CMD true", "less than 1ms"),
+    ("HEALTHCHECK --retries=x CMD true", "retries"),
+    ("HEALTHCHECK NONE --interval=1s", "NONE takes no other arguments"),
+])
+def test_bad_stopsignal_and_healthcheck_are_refused(
+        builds: Builds, context: ContextFactory, line: str, message: str) -> None:
+    with pytest.raises(DockerfileError, match=f"Dockerfile:2: .*{message}"):
+        builds(context(f"FROM {BASE}\n{line}\n"))
+
+
+def test_copy_chown_from_the_context_by_name_and_number(
+        builds: Builds, context: ContextFactory) -> None:
+    ctx = context(f"""FROM {BASE}
+RUN echo 'app:x:1234:4321::/home/app:/bin/sh' >> /etc/passwd \\
+    && echo 'appgrp:x:4321:' >> /etc/group && mkdir /srv
+COPY --chown=app:appgrp conf.txt /srv/
+COPY --chown=app:appgrp tree/ /opt/new/deep/
+COPY --chown=nobody:nogroup conf.txt /srv/nobody.txt
+COPY --chown=55:66 conf.txt /srv/numeric.txt
+COPY conf.txt /srv/plain.txt
+""", {"conf.txt": "conf\n", "tree/a": "a\n", "tree/sub/b": "b\n"})
+    # the context's own owner must not reach the image, with or without --chown
+    for p in ("conf.txt", "tree", "tree/a", "tree/sub", "tree/sub/b"):
+        os.lchown(ctx / p, 1000, 1000)
+    image = builds(ctx, tag="chown:1")
+    paths = ["/srv", "/srv/conf.txt", "/srv/nobody.txt", "/srv/numeric.txt", "/srv/plain.txt",
+             "/opt", "/opt/new", "/opt/new/deep", "/opt/new/deep/a", "/opt/new/deep/sub",
+             "/opt/new/deep/sub/b"]
+    code, out = builds.run(image, ["sh", "-c", "stat -c '%n %u:%g' " + " ".join(paths)
+                                   + "; cat /srv/conf.txt /opt/new/deep/sub/b"
+                                   + "; ls -n /srv/conf.txt"])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[:len(paths)] == [
+        "/srv 0:0",  # existed before: left as it was
+        "/srv/conf.txt 1234:4321",
+        "/srv/nobody.txt 65534:65534",
+        "/srv/numeric.txt 55:66",
+        "/srv/plain.txt 0:0",
+        # directories the COPY creates belong to the --chown owner (BuildKit's MkdirAll)
+        "/opt 1234:4321",
+        "/opt/new 1234:4321",
+        "/opt/new/deep 1234:4321",
+        "/opt/new/deep/a 1234:4321",
+        "/opt/new/deep/sub 1234:4321",
+        "/opt/new/deep/sub/b 1234:4321",
+    ]
+    assert lines[len(paths):len(paths) + 2] == ["conf", "b"]
+    assert lines[-1].split()[2:4] == ["1234", "4321"]

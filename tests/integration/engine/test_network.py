@@ -101,9 +101,24 @@ def test_published_port(lab: tuple[Daemon, str, str]) -> None:
     assert hport > 1024
     time.sleep(0.5)
     assert fetch(host, f"http://127.0.0.1:{hport}/") == "hello from llmos\n"
-    # Publishing the same port again is a clear error, and nothing is left half-made.
+    doc2 = json.loads(d.cli("inspect", "web2").stdout)[0]
+    assert doc2["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0",
+                                                          "HostPort": str(hport)}]
+    # Publishing the same port again is a clear error, and nothing is left half-made: no
+    # veth, no rule, no network namespace. The container stays "created", as Docker leaves it.
+    links_before = in_ns(host, "ip", "-o", "link", "show").stdout.count("llv")
+    rules_before = in_ns(host, "nft", "list", "table", "inet", "llmos").stdout
     r = d.cli("run", "-d", "--network", "bridge", "-p", "8080:80", "busybox", *HTTPD)
-    assert r.returncode == 125 and "8080" in r.stderr
+    assert r.returncode == 125 and "8080/tcp: already published" in r.stderr, r.stderr
+    running = d.cli("ps", "-q").stdout.split()
+    failed = [c for c in d.cli("ps", "-aq").stdout.split() if c not in running]
+    assert len(running) == 2 and len(failed) == 1
+    doc3 = json.loads(d.cli("inspect", failed[0]).stdout)[0]
+    assert doc3["State"]["Status"] == "created" and not doc3["NetworkSettings"]["Ports"]
+    assert in_ns(host, "ip", "-o", "link", "show").stdout.count("llv") == links_before
+    assert in_ns(host, "nft", "list", "table", "inet", "llmos").stdout == rules_before
+    assert sorted(os.listdir(d.root / "run" / "netns")) == sorted(
+        json.loads(d.cli("inspect", "web", "web2").stdout)[i]["Id"] for i in (0, 1))
     # Survives a daemon restart.
     d.kill(signal.SIGKILL)
     d.start()
@@ -250,3 +265,53 @@ def test_network_namespace_made_first_and_released(lab: tuple[Daemon, str, str])
     d.kill()
     d.start()
     assert not stray.exists() and not _mounted(stray)
+
+
+PEER = str(Path(__file__).parents[1] / "network" / "peer.py")
+
+
+@pytest.mark.parametrize("owner", ["daemon", "no-daemon"])
+def test_build_run_goes_out_through_nat(lab: tuple[Daemon, str, str], tmp_path: Path,
+                                        owner: str) -> None:
+    """RUN in `llmos build` gets a namespace of its own on the default bridge and reaches an
+    outside machine through NAT (the outside routes nothing back to the bridge's subnet),
+    wired by llmosd when it runs and by the build itself when none does."""
+    d, host, outside = lab
+    if owner == "no-daemon":
+        d.kill(signal.SIGTERM)
+        d.proc = None
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN nc -w 3 192.0.2.2 9000 > /got; ip -4 -o addr show > /addrs; "
+        "cat /etc/resolv.conf > /resolv\n")
+    server = subprocess.Popen(["nsenter", f"--net=/run/netns/{outside}", sys.executable, PEER,
+                               "tcp-server", "9000", "outside"])
+    try:
+        _wait_listening(outside, 9000)
+        env = {**d.env, "LLMOS_ROOT": str(d.root / "lib")}
+        r = subprocess.run(["nsenter", f"--net=/run/netns/{host}", sys.executable, "-m",
+                            "llmos.cli.main", "build", "-t", "natted", str(ctx)],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        server.kill()
+        server.wait()
+    from llmos.build import run_image
+    from llmos.image import ImageStore
+
+    store = ImageStore(d.root / "lib" / "image")
+    code, text = run_image(store, store.get("natted"), runtime_root=d.root / "run-img",
+                           args=["cat", "/got", "/addrs", "/resolv"])
+    assert code == 0, text
+    # The outside saw the host's address: the step's own one was masqueraded.
+    assert text.splitlines()[0] == "outside 192.0.2.1", text
+    # Its own namespace: an address on the default bridge (172.29/16), not the host's.
+    assert "inet 172.29." in text and "192.0.2.1" not in text.split("\n", 1)[1], text
+    assert "nameserver" in text
+    # Nothing of the step is left on the host: no veth, no endpoint in the network state.
+    links = in_ns(host, "ip", "-o", "link", "show").stdout
+    assert "llv" not in links, links
+    state = json.loads((d.root / "lib" / "network" / "network.json").read_text())
+    assert state["networks"]["bridge"]["endpoints"] == {}, state
