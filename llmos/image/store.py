@@ -291,7 +291,9 @@ class ImageStore:
             for n in names:
                 db.execute("DELETE FROM images WHERE name = ?", (n,))
         if prune:
-            self.prune()
+            # Interrupted downloads stay: removing one image must not cost another pull its
+            # resume (`image prune` drops them).
+            self.prune(ingests=False)
         return names
 
     # -- resolution ------------------------------------------------------------------------
@@ -467,9 +469,10 @@ class ImageStore:
                 (digest, registry))]
 
     # -- garbage collection ----------------------------------------------------------------
-    def prune(self) -> PruneReport:
-        """Delete blobs and layer snapshots no named image uses, and abandoned ingests.
-        Snapshots with children (containers' rootfs) are kept.
+    def prune(self, *, ingests: bool = True) -> PruneReport:
+        """Delete blobs and layer snapshots no named image uses, and (with `ingests`) the
+        partial bytes of interrupted downloads. Snapshots with children (containers' rootfs)
+        are kept. Downloads in progress hold a lease, so they finish first.
         """
         with self.lease(exclusive=True):
             with self._tx() as db:
@@ -487,14 +490,14 @@ class ImageStore:
                         self.content.delete(blob.digest)
                         removed_blobs.append(blob.digest)
                         freed += blob.size
-            ingests = self.content.ingests()
-            for ingest in ingests:
+            dropped = self.content.ingests() if ingests else []
+            for ingest in dropped:
                 self.content.abort(ingest.ref)
             with self._tx() as db:
                 known = [r[0] for r in db.execute("SELECT DISTINCT digest FROM blob_sources")]
                 db.executemany("DELETE FROM blob_sources WHERE digest = ?",
                                [(d,) for d in known if d not in keep_blobs])
-        return PruneReport(tuple(removed_blobs), tuple(removed_snaps), len(ingests), freed)
+        return PruneReport(tuple(removed_blobs), tuple(removed_snaps), len(dropped), freed)
 
     def _mark(self, desc: Descriptor, blobs: set[str], chains: set[str]) -> None:
         if not self.content.exists(desc.digest):

@@ -183,6 +183,11 @@ def test_interrupted_pull_resumes(plain_registry: Registry, tmp_path: Path) -> N
     partial = [i for i in dst.content.ingests() if i.expected == big.digest]
     assert len(partial) == 1 and 0 < partial[0].offset < big.size
     assert not dst.content.exists(big.digest) and dst.list() == []
+    # Removing another image meanwhile collects garbage, but keeps the resumable bytes.
+    build_image(dst, "other:1", seed=b"other")
+    dst.remove("other:1")
+    assert [i.offset for i in dst.content.ingests() if i.expected == big.digest] == \
+        [partial[0].offset]
 
     events: list[Progress] = []
     pulled = dst.pull(ref, progress=events.append)
@@ -191,6 +196,47 @@ def test_interrupted_pull_resumes(plain_registry: Registry, tmp_path: Path) -> N
     downloaded = max(e.current for e in events if e.action == "download" and
                      e.item == big.digest[7:19])
     assert downloaded == big.size
+    assert pulled.manifest_digest == image.manifest_digest
+    assert dst.content.ingests() == []
+
+
+KILLED_PULL = """
+import os, signal, sys
+from llmos.image import ImageStore, Platform, RegistryConfig
+store = ImageStore(sys.argv[1], platform=Platform("linux", "amd64"),
+                   registry_config=RegistryConfig(insecure={sys.argv[3]}))
+def die(event):
+    if (event.action, event.item) == ("download", sys.argv[4]) and \\
+            event.current > int(sys.argv[5]):
+        os.kill(os.getpid(), signal.SIGKILL)
+store.pull(sys.argv[2], progress=die)
+"""
+
+
+def test_pull_killed_with_sigkill_resumes(plain_registry: Registry, tmp_path: Path) -> None:
+    """A pulling process killed outright (no exception handler runs) leaves a partial ingest
+    and nothing else; the next pull resumes from its offset and ends with the same image."""
+    import subprocess
+    import sys
+
+    src = new_store(tmp_path / "a", plain_registry)
+    image = build_image(src, "big:1", big=8 << 20)
+    ref = f"{plain_registry.host}/big:1"
+    src.push("big:1", dest=ref)
+    big = image.layers[1]
+    root = tmp_path / "b"
+    proc = subprocess.run([sys.executable, "-c", KILLED_PULL, str(root), ref,
+                           plain_registry.host, big.digest[7:19], str(big.size // 2)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    dst = new_store(root, plain_registry)
+    partial = [i for i in dst.content.ingests() if i.expected == big.digest]
+    assert len(partial) == 1 and big.size // 2 < partial[0].offset < big.size
+    assert dst.list() == [] and not dst.content.exists(big.digest)
+    events: list[Progress] = []
+    pulled = dst.pull(ref, progress=events.append)
+    resumed = [e for e in events if e.action == "resume" and e.item == big.digest[7:19]]
+    assert resumed and resumed[0].current == partial[0].offset
     assert pulled.manifest_digest == image.manifest_digest
     assert dst.content.ingests() == []
 
