@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import logging
 import os
 import secrets
 import shutil
@@ -532,8 +533,11 @@ class Engine(ExecVerbs):
         if self._network is not None or (self.root / "network").exists():
             try:
                 self.network().disconnect_all(cid)
-            except Exception:
-                pass
+            except Exception as e:
+                # Removal goes on (the container is gone either way); the daemon's next
+                # start sweeps what this left, and the log says why it was left.
+                logging.getLogger("llmos.engine").warning(
+                    "container %s: releasing its network: %s", cid[:12], e)
 
     def _release_netns(self, cid: str) -> None:
         netns = self._netns_file(cid)
