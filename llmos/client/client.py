@@ -207,8 +207,9 @@ def _run_options(image: str, command: str | builtins.list[str] | None,
     simple = {"name": "name", "working_dir": "workdir", "user": "user",
               "hostname": "hostname", "tty": "tty", "stdin_open": "interactive",
               "read_only": "read_only", "auto_remove": "auto_remove",
-              "network_mode": "network", "pids_limit": "pids_limit", "labels": "labels",
-              "stop_signal": "stop_signal"}
+              "network_mode": "network", "network": "network", "pids_limit": "pids_limit",
+              "labels": "labels", "stop_signal": "stop_signal",
+              "publish_all_ports": "publish_all"}
     for key, field in simple.items():
         if key in kw:
             opts[field] = kw.pop(key)
@@ -223,6 +224,8 @@ def _run_options(image: str, command: str | builtins.list[str] | None,
         opts["nano_cpus"] = int(kw.pop("nano_cpus"))
     if "cpus" in kw:
         opts["nano_cpus"] = parse_cpus(kw.pop("cpus"), "cpus")
+    if "ports" in kw:
+        opts["ports"] = _port_specs(kw.pop("ports") or {})
     if "restart_policy" in kw:
         rp = kw.pop("restart_policy") or {}
         opts["restart"] = {"name": rp.get("Name", "no"),
@@ -239,6 +242,23 @@ def _run_options(image: str, command: str | builtins.list[str] | None,
     if kw:
         raise TypeError(f"unsupported arguments: {', '.join(sorted(kw))}")
     return opts
+
+
+def _port_specs(ports: dict[Any, Any]) -> builtins.list[str]:
+    """docker-py's `ports` ({"80/tcp": 8080, 53: ("127.0.0.1", 5353), "81": None,
+    "82/tcp": [8082, 9082]}) as `-p` specs."""
+    specs: builtins.list[str] = []
+    for key, value in ports.items():
+        container = str(key) if "/" in str(key) else f"{key}/tcp"
+        for host in value if isinstance(value, builtins.list) else [value]:
+            if host is None:
+                specs.append(container)
+            elif isinstance(host, tuple):
+                ip, *port = host
+                specs.append(f"{ip}:{port[0] if port else ''}:{container}")
+            else:
+                specs.append(f"{host}:{container}")
+    return specs
 
 
 class ImageCollection:

@@ -315,3 +315,31 @@ def test_build_run_goes_out_through_nat(lab: tuple[Daemon, str, str], tmp_path: 
     assert "llv" not in links, links
     state = json.loads((d.root / "lib" / "network" / "network.json").read_text())
     assert state["networks"]["bridge"]["endpoints"] == {}, state
+
+
+def test_run_rm_cycles_leave_nothing_behind(lab: tuple[Daemon, str, str]) -> None:
+    """Issue 5's churn through the whole engine (netlab repeats it 500 times on the network
+    manager alone): bridged `run --rm`, every tenth with a published port, then nothing of
+    them is left: no veth, no rule, no address, no DNS name, no namespace file."""
+    d, host, _ = lab
+    assert d.cli("network", "create", "churn").returncode == 0
+    cl = d.client()
+    cl.containers.run("busybox", ["true"], remove=True, network="churn")  # the bridge exists
+    links = in_ns(host, "ip", "-o", "link", "show").stdout.count("llv")
+    rules = in_ns(host, "nft", "list", "table", "inet", "llmos").stdout
+    t0 = time.monotonic()
+    for i in range(100):
+        ports = {"80/tcp": 18000 + i} if i % 10 == 0 else None
+        out = cl.containers.run("busybox", ["sh", "-c", "ip -4 -o addr show eth0"],
+                                remove=True, network="churn", ports=ports)
+        assert b"inet 172." in out, out
+    print(f"100 bridged run --rm: {time.monotonic() - t0:.1f} s")
+    assert in_ns(host, "ip", "-o", "link", "show").stdout.count("llv") == links
+    assert in_ns(host, "nft", "list", "table", "inet", "llmos").stdout == rules
+    assert os.listdir(d.root / "run" / "netns") == []
+    assert cl.containers.list(all=True) == []
+    state = json.loads((d.root / "lib" / "network" / "network.json").read_text())
+    assert state["networks"]["churn"]["endpoints"] == {}
+    assert state["published"] == []
+    ipam = state["networks"]["churn"]["ipam"]
+    assert not ipam.get("allocated"), ipam
