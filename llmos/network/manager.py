@@ -54,7 +54,13 @@ from llmos.network.ipam import (
     parse_subnet,
     pick_subnet,
 )
-from llmos.network.model import Endpoint, NetworkInfo, RestoreReport, host_port_free
+from llmos.network.model import (
+    Endpoint,
+    NetworkInfo,
+    RestoreReport,
+    hold_host_port,
+    host_port_free,
+)
 from llmos.network.modes import DEFAULT_NETWORK, validate_network_name
 from llmos.network.ports import PortBinding, PortSpec, parse_port_spec, resolve_bindings
 from llmos.network.store import (
@@ -99,6 +105,7 @@ class NetworkManager:
         self._lock = threading.RLock()
         self._ipr: Any = IPRoute()
         self._dns = DnsResponder(dns_upstreams) if dns else None
+        self._held: dict[PortBinding, socket.socket] = {}  # see model.hold_host_port
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -109,6 +116,7 @@ class NetworkManager:
             if self._closed:
                 return
             self._closed = True
+            self._release_held(keep=())
             if self._dns is not None:
                 self._dns.close()
             self._ipr.close()
@@ -213,6 +221,26 @@ class NetworkManager:
 
     def _save(self) -> None:
         self._store.save(self._state)
+        self._release_held(keep={p.binding for p in self._state.published})
+
+    def _hold(self, bindings: Iterable[PortBinding]) -> None:
+        """Hold the host ports of new bindings; all or none (see model.hold_host_port)."""
+        if not self.check_host_ports:
+            return
+        made: list[PortBinding] = []
+        try:
+            for b in bindings:
+                if b not in self._held:
+                    self._held[b] = hold_host_port(b)
+                    made.append(b)
+        except BaseException:
+            for b in made:
+                self._held.pop(b).close()
+            raise
+
+    def _release_held(self, keep: Collection[PortBinding]) -> None:
+        for b in [b for b in self._held if b not in keep]:
+            self._held.pop(b).close()
 
     def _apply_firewall(
         self,
@@ -503,7 +531,12 @@ class NetworkManager:
             )
             new = [PublishedRecord(container_id, target.name, ep.ip, b) for b in bindings]
             published = [*self._state.published, *new]
-            self._apply_firewall(published=published)
+            self._hold(bindings)
+            try:
+                self._apply_firewall(published=published)
+            except BaseException:
+                self._release_held(keep={p.binding for p in self._state.published})
+                raise
             self._state.published = published
             self._save()
             return bindings
@@ -620,6 +653,12 @@ class NetworkManager:
                     report.removed_ports.append(f"{p.container_id[:12]} {p.binding.describe()}")
             self._apply_firewall(published=kept_ports)
             self._state.published = kept_ports
+            for p in kept_ports:
+                try:
+                    self._hold([p.binding])
+                except NetworkError as exc:
+                    # Taken while no daemon held it: the DNAT still wins; say so.
+                    log.warning("published port %s: %s", p.binding.describe(), exc)
             for rec in self._state.networks.values():
                 self._sync_dns(rec)
             self._save()
@@ -641,6 +680,7 @@ class NetworkManager:
             fw.remove(self.nft)
             self._state = State()
             self._store.delete()
+            self._release_held(keep=())
 
 
 def state_file(state_dir: str) -> str:

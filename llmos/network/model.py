@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from llmos.network.errors import InvalidArgument
+from llmos.network.errors import InvalidArgument, PortAlreadyPublished
 from llmos.network.ports import PortBinding
 
 
@@ -64,3 +64,33 @@ def host_port_free(binding: PortBinding) -> bool:
                 ) from None
             return False
     return True
+
+
+def hold_host_port(binding: PortBinding) -> socket.socket:
+    """Bind the host port (and listen, for TCP) for as long as it is published.
+
+    Docker's docker-proxy and podman's conmon hold published ports the same way: a host
+    service started later then fails to bind with "address in use" instead of being silently
+    shadowed by the DNAT rule. Nothing ever reaches this socket: the DNAT rewrites the
+    traffic before local delivery. Not inherited by children (Python's sockets are CLOEXEC).
+    """
+    kind = socket.SOCK_STREAM if binding.proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            # TIME_WAIT leftovers must not count as "in use"; a listener still does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((binding.host_ip, binding.host_port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise InvalidArgument(
+                f"port {binding.describe()}: {binding.host_ip} is not an address of this host"
+            ) from None
+        raise PortAlreadyPublished(
+            f"host port {binding.host_ip}:{binding.host_port}/{binding.proto}: already in use "
+            f"on the host ({exc.strerror})"
+        ) from None
+    return sock

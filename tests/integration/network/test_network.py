@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from ipaddress import IPv4Address
 
 import pytest
@@ -319,3 +320,43 @@ def test_500_cycles_leave_nothing_behind(lab: Lab) -> None:
     bridge = next(n for n in links_before if n.startswith("llmos-"))
     ports = lab.ns_exec(lab.host, "ip", "-o", "link", "show", "master", bridge).stdout
     assert ports.strip() == ""
+
+
+BIND = """
+import socket, sys
+port, proto = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port))
+if proto == "tcp":
+    s.listen(1)
+print("bound")
+"""
+
+
+def host_binds(lab: Lab, port: int, proto: str) -> bool:
+    """Whether a host service (SO_REUSEADDR, as servers set it) could take the port now."""
+    r = lab.ns_exec(lab.host, sys.executable, "-c", BIND, str(port), proto, check=False)
+    assert r.returncode == 0 or "Address already in use" in r.stderr, r.stderr
+    return r.returncode == 0
+
+
+def test_published_ports_are_held_on_the_host(lab: Lab) -> None:
+    """As docker-proxy does: while published, a host service cannot bind the port (it would
+    be silently shadowed by the DNAT); after unpublish it can; a restart holds them again."""
+    lab.call("create_network", name="front")
+    web = lab.container("front", name="web")
+    assert host_binds(lab, 8080, "tcp") and host_binds(lab, 5353, "udp")
+    lab.call("publish", container_id=web.netns, ports=["8080:80", "5353:53/udp"])
+    assert not host_binds(lab, 8080, "tcp")
+    assert not host_binds(lab, 5353, "udp")
+    lab.spawn(web.netns, "tcp-server", "80", "web")
+    assert reply(lab, lab.outside, "tcp", HOST_IP, 8080) == f"web {OUTSIDE_IP}"
+    assert reply(lab, lab.host, "tcp", "127.0.0.1", 8080).startswith("web ")
+    lab.stop_agent(graceful=False)  # the daemon dies: its sockets with it
+    assert host_binds(lab, 8080, "tcp")
+    lab.start_agent()
+    lab.call("restore", live_containers=[web.netns])
+    assert not host_binds(lab, 8080, "tcp") and not host_binds(lab, 5353, "udp")
+    lab.call("unpublish", container_id=web.netns)
+    assert host_binds(lab, 8080, "tcp") and host_binds(lab, 5353, "udp")
