@@ -13,7 +13,8 @@ about containers it cannot reach. The default ``bridge`` network answers no cont
 
 One thread runs a ``selectors`` loop over all listening sockets; forwarded queries run on
 short-lived threads (bounded), each with its own socket and timeout, so a slow upstream never
-stalls local answers.
+stalls local answers. TCP (RFC 7766) is served too, on the same address: a resolver whose UDP
+answer came back truncated (TC) asks again over TCP, and that query is forwarded over TCP.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ IP_FREEBIND = 15  # linux/in.h; lets the socket bind before the address is on th
 FORWARD_TIMEOUT = 2.0
 MAX_FORWARDS = 64
 DNS_PORT = 53
+TCP_IDLE = 10.0  # seconds a client's TCP connection may stay silent between queries
+MAX_TCP_CLIENTS = 32
 
 
 def upstreams_from_resolv_conf(
@@ -122,7 +125,8 @@ def answer_locally(zone: Zone, query: dnsmsg.Message) -> bytes | None:
 
 
 class DnsResponder:
-    """UDP listeners on gateway addresses, one ``Zone`` each, in a background thread."""
+    """UDP and TCP listeners on gateway addresses, one ``Zone`` each, in a background
+    thread."""
 
     def __init__(
         self,
@@ -136,6 +140,8 @@ class DnsResponder:
         self._lock = threading.Lock()
         self._zones: dict[str, Zone] = {}
         self._sockets: dict[str, socket.socket] = {}
+        self._tcp: dict[str, socket.socket] = {}
+        self._tcp_slots = threading.BoundedSemaphore(MAX_TCP_CLIENTS)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -165,18 +171,27 @@ class DnsResponder:
             self._zones[key] = zone
             if key in self._sockets:
                 return
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            made: list[socket.socket] = []
             try:
-                sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((key, self.port))
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    made.append(sock)
+                    sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind((key, self.port))
+                    if kind == socket.SOCK_STREAM:
+                        sock.listen(16)
+                    sock.setblocking(False)
             except OSError:
-                sock.close()
+                for sock in made:
+                    sock.close()
                 del self._zones[key]
                 raise
-            sock.setblocking(False)
-            self._sockets[key] = sock
-            self._selector.register(sock, selectors.EVENT_READ, key)
+            udp, tcp = made
+            self._sockets[key] = udp
+            self._tcp[key] = tcp
+            self._selector.register(udp, selectors.EVENT_READ, key)
+            self._selector.register(tcp, selectors.EVENT_READ, ("tcp", key))
         self._ensure_thread()
         self._wake()
 
@@ -184,10 +199,10 @@ class DnsResponder:
         key = str(listen_ip)
         with self._lock:
             self._zones.pop(key, None)
-            sock = self._sockets.pop(key, None)
-            if sock is not None:
-                self._selector.unregister(sock)
-                sock.close()
+            for sock in (self._sockets.pop(key, None), self._tcp.pop(key, None)):
+                if sock is not None:
+                    self._selector.unregister(sock)
+                    sock.close()
         self._wake()
 
     def zone(self, listen_ip: IPv4Address) -> Zone | None:
@@ -202,13 +217,14 @@ class DnsResponder:
             self._thread.join(timeout=5)
             self._thread = None
         with self._lock:
-            for sock in self._sockets.values():
+            for sock in [*self._sockets.values(), *self._tcp.values()]:
                 try:
                     self._selector.unregister(sock)
                 except (KeyError, ValueError):
                     pass
                 sock.close()
             self._sockets.clear()
+            self._tcp.clear()
             self._zones.clear()
         try:
             self._selector.close()
@@ -240,6 +256,9 @@ class DnsResponder:
                         os.read(self._wake_r, 4096)
                     except OSError:
                         pass
+                    continue
+                if isinstance(key.data, tuple):
+                    self._accept(key.data[1])
                     continue
                 with self._lock:
                     sock = self._sockets.get(key.data)
@@ -273,6 +292,62 @@ class DnsResponder:
                 target=self._forward, args=(sock, data, query, peer), daemon=True
             ).start()
 
+    def _accept(self, listen: str) -> None:
+        with self._lock:
+            server = self._tcp.get(listen)
+        if server is None:
+            return
+        try:
+            conn, _peer = server.accept()
+        except OSError:  # EAGAIN, or the socket was just removed
+            return
+        if not self._tcp_slots.acquire(blocking=False):
+            conn.close()  # busy: the client falls back to its next server
+            return
+        threading.Thread(target=self._serve_tcp, args=(conn, listen), daemon=True).start()
+
+    def _serve_tcp(self, conn: socket.socket, listen: str) -> None:
+        """Length-prefixed queries on one connection, answered in order, until the client
+        closes it or stays silent for TCP_IDLE."""
+        try:
+            conn.settimeout(TCP_IDLE)
+            while not self._stop:
+                data = _recv_framed(conn)
+                if data is None:
+                    return
+                with self._lock:
+                    zone = self._zones.get(listen)
+                if zone is None:
+                    return
+                try:
+                    query = dnsmsg.parse_message(data)
+                except dnsmsg.DnsFormatError:
+                    return
+                if query.is_response:
+                    return
+                reply = answer_locally(zone, query)
+                if reply is None:
+                    reply = self._forward_tcp(data) or dnsmsg.build_response(
+                        query, [], dnsmsg.RCODE_SERVFAIL)
+                conn.sendall(len(reply).to_bytes(2, "big") + reply)
+        except OSError as exc:
+            log.debug("dns: tcp client on %s: %s", listen, exc)
+        finally:
+            conn.close()
+            self._tcp_slots.release()
+
+    def _forward_tcp(self, data: bytes) -> bytes | None:
+        for upstream in self.upstreams():
+            try:
+                with socket.create_connection(upstream, timeout=self.timeout) as up:
+                    up.sendall(len(data).to_bytes(2, "big") + data)
+                    reply = _recv_framed(up)
+            except OSError:
+                continue
+            if reply is not None and reply[:2] == data[:2]:
+                return reply
+        return None
+
     @staticmethod
     def _send(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
         try:
@@ -299,6 +374,25 @@ class DnsResponder:
             self._send(sock, dnsmsg.build_response(query, [], dnsmsg.RCODE_SERVFAIL), peer)
         finally:
             self._forward_slots.release()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def _recv_framed(sock: socket.socket) -> bytes | None:
+    """One DNS-over-TCP message (2-byte length, then the message); None at a clean end."""
+    head = _recv_exact(sock, 2)
+    if head is None:
+        return None
+    size = int.from_bytes(head, "big")
+    return _recv_exact(sock, size) if size else None
 
 
 def zone_entries(

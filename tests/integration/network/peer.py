@@ -49,26 +49,58 @@ def udp_server(port: int, tag: str) -> None:
         srv.sendto(f"{tag} {addr[0]}\n".encode(), addr)
 
 
+def dns_answer(data: bytes, answer: str) -> bytes:
+    """Echo the question, one A answer with ADDR (none for other types)."""
+    qend = 12
+    while data[qend] != 0:
+        qend += data[qend] + 1
+    qend += 5
+    qtype = struct.unpack("!H", data[qend - 4 : qend - 2])[0]
+    header = data[:2] + b"\x81\x80" + b"\x00\x01" + (b"\x00\x01" if qtype == 1 else b"\x00\x00")
+    header += b"\x00\x00\x00\x00"
+    body = data[12:qend]
+    if qtype == 1:
+        body += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + socket.inet_aton(answer)
+    return header + body
+
+
+def dns_tcp_server(ip: str, port: int, answer: str) -> None:
+    """The same answers over TCP (length-prefixed), with the answer's last octet + 1 so a
+    test can tell which transport the forwarder used."""
+    octets = answer.split(".")
+    tcp_answer = ".".join([*octets[:3], str(int(octets[3]) + 1)])
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((ip, port))
+    srv.listen(8)
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            head = conn.recv(2)
+            if len(head) < 2:
+                continue
+            size = struct.unpack("!H", head)[0]
+            data = b""
+            while len(data) < size:
+                chunk = conn.recv(size - len(data))
+                if not chunk:
+                    break
+                data += chunk
+            if len(data) == size and size >= 12:
+                reply = dns_answer(data, tcp_answer)
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+
+
 def dns_server(ip: str, port: int, answer: str) -> None:
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind((ip, port))
+    threading.Thread(target=dns_tcp_server, args=(ip, port, answer), daemon=True).start()
     print("ready", flush=True)
     while True:
         data, addr = srv.recvfrom(2048)
         if len(data) < 12:
             continue
-        # echo the question, one A answer pointing at the question name
-        qend = 12
-        while data[qend] != 0:
-            qend += data[qend] + 1
-        qend += 5
-        qtype = struct.unpack("!H", data[qend - 4 : qend - 2])[0]
-        header = data[:2] + b"\x81\x80" + b"\x00\x01" + (b"\x00\x01" if qtype == 1 else b"\x00\x00")
-        header += b"\x00\x00\x00\x00"
-        body = data[12:qend]
-        if qtype == 1:
-            body += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + socket.inet_aton(answer)
-        srv.sendto(header + body, addr)
+        srv.sendto(dns_answer(data, answer), addr)
 
 
 def tcp_get(host: str, port: int, timeout: float = TIMEOUT) -> int:

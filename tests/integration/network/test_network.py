@@ -41,6 +41,22 @@ def dns_query(lab: Lab, ns: str, server: str, name: str, qtype: int) -> dnsmsg.M
     return msg
 
 
+def dns_query_tcp(lab: Lab, ns: str, server: str, name: str, qtype: int) -> dnsmsg.Message:
+    """The same over TCP (RFC 7766 framing), as a resolver does after a truncated answer."""
+    code = (
+        "import socket,sys;q=bytes.fromhex(sys.argv[1]);"
+        f"s=socket.create_connection(({server!r},53),timeout=3);"
+        "s.sendall(len(q).to_bytes(2,'big')+q);n=int.from_bytes(s.recv(2),'big');b=b''\n"
+        "while len(b)<n: b+=s.recv(n-len(b))\n"
+        "print(b.hex())"
+    )
+    query = dnsmsg.build_query(name, qtype, ident=4343).hex()
+    out = lab.ns_exec(ns, "python3", "-c", code, query)
+    msg = dnsmsg.parse_message(bytes.fromhex(out.stdout.strip()))
+    assert msg.id == 4343
+    return msg
+
+
 def test_user_network_by_name_alias_and_address(lab: Lab) -> None:
     lab.call("create_network", name="front")
     web = lab.container("front", name="web", aliases=("www",))
@@ -60,6 +76,13 @@ def test_user_network_by_name_alias_and_address(lab: Lab) -> None:
     assert lab.peer(client.netns, "resolve", "example.test").stdout.strip() == UPSTREAM_ANSWER
     unknown = dns_query(lab, client.netns, gw, "nosuchcontainer", dnsmsg.TYPE_A)
     assert unknown.rcode == dnsmsg.RCODE_NXDOMAIN
+    # over TCP too: local names, and other names forwarded over TCP (the fake upstream
+    # answers TCP with the next address, so the transport used shows)
+    by_tcp = dns_query_tcp(lab, client.netns, gw, "www", dnsmsg.TYPE_A)
+    assert [a.value for a in by_tcp.answers] == [web.ip]
+    forwarded = dns_query_tcp(lab, client.netns, gw, "example.test", dnsmsg.TYPE_A)
+    assert [a.value for a in forwarded.answers] == ["192.0.2.100"]
+    assert UPSTREAM_ANSWER == "192.0.2.99"
 
 
 def test_default_bridge_by_address_not_by_name(lab: Lab) -> None:
