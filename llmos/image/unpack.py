@@ -366,7 +366,11 @@ class _Layer:
             tcomps = _clean(m.linkname)
             if not tcomps:
                 raise UnsafeLayer(f"{name}: hard link to the layer root")
-            tfd, _ = self.open_dir(tcomps[:-1], name, create=False)
+            try:
+                tfd, _ = self.open_dir(tcomps[:-1], name, create=False)
+            except UnsafeLayer as exc:  # say which target, not only which component failed
+                detail = str(exc).removeprefix(f"{name}: ")
+                raise UnsafeLayer(f"{name}: hard link target {m.linkname!r}: {detail}") from None
             try:
                 os.link(tcomps[-1], base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:

@@ -170,6 +170,14 @@ def test_hard_link_to_outside_is_refused(box: Sandbox, link: str) -> None:
     box.assert_outside_untouched()
 
 
+def test_hard_link_refusal_names_entry_and_target(box: Sandbox) -> None:
+    with pytest.raises(UnsafeLayer) as refused:
+        box.apply([hardlink("h", "/etc/passwd")])
+    assert str(refused.value) == \
+        "h: hard link target '/etc/passwd': etc does not exist in this layer"
+    box.assert_outside_untouched()
+
+
 def test_hard_link_through_symlink_to_layer_file_is_contained(box: Sandbox) -> None:
     box.apply([regular("etc/passwd", b"inside"), symlink("d", "/etc"),
                hardlink("h", "d/passwd")])
