@@ -23,6 +23,7 @@ import copy
 import datetime
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 import uuid
@@ -59,6 +60,7 @@ from .shell import SubstitutionError, expand, expand_words
 __all__ = ["DEFAULT_RUNTIME_ROOT", "BuildProgress", "build"]
 
 DEFAULT_RUNTIME_ROOT = "/run/llmos/build"
+MAX_DOWNLOAD = 4 << 30  # ADD <url>: a bound, so a endless response cannot fill the disk
 """Where build containers' runtime state lives, apart from the engine's containers."""
 
 BuildProgress = Callable[[str], None]
@@ -544,7 +546,7 @@ class Builder:
 
     # -- COPY / ADD / WORKDIR ---------------------------------------------------------------
     def _copy(self, run: _StageRun, ins: Instruction) -> None:
-        for bad in ("parents", "exclude", "checksum", "keep-git-dir"):
+        for bad in ("parents", "exclude", "keep-git-dir"):
             if bad in ins.flags:
                 raise ins.error(f"--{bad} is not supported by llmos build")
         env = self._env(run)
@@ -554,10 +556,21 @@ class Builder:
         heredocs.update({f"<<-{h.name}": h for h in ins.heredocs})
         inline = [(h.name, h.content.encode()) for s in sources if (h := heredocs.get(s))]
         sources = [s for s in sources if s not in heredocs]
-        for s in sources:
-            if "://" in s or s.startswith("git@"):
-                raise ins.error(f"{s}: remote URLs are not supported by llmos build; "
-                                "download the file into the build context and COPY it")
+        urls = [s for s in sources if "://" in s or s.startswith("git@")]
+        for s in urls:
+            if ins.keyword == "COPY":
+                raise ins.error(f"{s}: COPY takes files of the build context; ADD downloads "
+                                "URLs")
+            if not s.startswith(("http://", "https://")):
+                raise ins.error(f"{s}: only http:// and https:// URLs can be added (git "
+                                "sources are not supported by llmos build)")
+        checksum = ins.flag("checksum")
+        if checksum is not None and (ins.keyword != "ADD" or len(urls) != 1 or
+                                     len(sources) != 1):
+            raise ins.error("--checksum: ADD of exactly one URL only")
+        downloads = [self._download(ins, u, self._expand(ins, checksum, env)
+                                    if checksum else None) for u in urls]
+        sources = [s for s in sources if s not in urls]
         src_from = ins.flag("from")
         tree = self.context_tree
         from_id = ""
@@ -573,7 +586,8 @@ class Builder:
             plan = plan_copy([(tree, s) for s in sources], dest,
                              workdir=str(run.state.run_config.get("WorkingDir") or "/"),
                              image=view, owner=owner, chmod=chmod,
-                             extract_archives=ins.keyword == "ADD", inline=inline)
+                             extract_archives=ins.keyword == "ADD", inline=inline,
+                             downloads=downloads)
         except ContextError as e:
             raise ins.error(str(e)) from None
         except ValueError:
@@ -591,6 +605,43 @@ class Builder:
             return run.state.doc, [blob], history
 
         self._cached_step(run, ins, key_text, plan.digest(), compute)
+
+    def _download(self, ins: Instruction, url: str, checksum: str | None
+                  ) -> tuple[str, Path, float]:
+        """ADD <url>: fetched by the builder (as Docker's daemon fetches it, from the host),
+        into the build's directory; the layer's cache key covers the bytes, not the URL
+        alone, so a changed file at the same URL is a new layer."""
+        import email.utils
+        import hashlib
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        name = posixpath.basename(urllib.parse.urlsplit(url).path)
+        path = self.tmp / f"download{self.step}-{uuid.uuid4().hex[:8]}"
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as out:
+                while chunk := resp.read(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD:
+                        raise ins.error(f"{url}: larger than {MAX_DOWNLOAD >> 20} MiB")
+                    h.update(chunk)
+                    out.write(chunk)
+                modified = resp.headers.get("Last-Modified")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) \
+                else getattr(e, "reason", None) or e
+            raise ins.error(f"{url}: cannot download: {reason}") from None
+        if checksum is not None and checksum != f"sha256:{h.hexdigest()}":
+            raise ins.error(f"{url}: checksum mismatch: want {checksum}, got "
+                            f"sha256:{h.hexdigest()}")
+        mtime = 0.0
+        if modified:
+            with contextlib.suppress(TypeError, ValueError):
+                mtime = email.utils.parsedate_to_datetime(modified).timestamp()
+        return name, path, mtime
 
     def _from_tree(self, ins: Instruction, run: _StageRun, ref: str) -> tuple[SourceTree, str]:
         for earlier in self.stages:

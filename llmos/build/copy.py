@@ -14,7 +14,7 @@ Docker's destination rules, implemented in `plan_copy`:
 - context files are owned by 0:0 unless `--chown`; files from another stage or image keep
   their owner unless `--chown`; `--chown=user` alone uses the user's uid as the gid;
 - ADD of a local tar archive (plain, gzip, bzip2, xz) unpacks it into the destination;
-  remote URLs are refused.
+  ADD of an http(s) URL downloads it (mode 0600, never unpacked, --checksum checked).
 """
 
 from __future__ import annotations
@@ -270,16 +270,18 @@ def _xattrs(path: Path) -> dict[str, bytes]:
 def plan_copy(sources: Sequence[tuple[SourceTree, str]], dest: str, *, workdir: str,
               image: LowerView, owner: tuple[int, int] | None = None,
               chmod: int | None = None, extract_archives: bool = False,
-              inline: Sequence[tuple[str, bytes]] = ()) -> CopyPlan:
-    """Plan a COPY/ADD of `sources` ((tree, pattern) pairs) and `inline` ((name, data)
-    heredoc files) to `dest` in the image seen through `image`.
+              inline: Sequence[tuple[str, bytes]] = (),
+              downloads: Sequence[tuple[str, Path, float]] = ()) -> CopyPlan:
+    """Plan a COPY/ADD of `sources` ((tree, pattern) pairs), `inline` ((name, data)
+    heredoc files) and `downloads` ((name, file, mtime) of ADD URLs: mode 0600 and never
+    extracted, as Docker has them) to `dest` in the image seen through `image`.
     """
     dest_path = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
     dir_syntax = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
     matched: list[tuple[SourceTree, str]] = []
     for tree, pattern in sources:
         matched.extend((tree, rel) for rel in tree.expand(pattern))
-    count = len(matched) + len(inline)
+    count = len(matched) + len(inline) + len(downloads)
     resolved_dest = image.resolve(dest_path)
     dest_is_dir = dir_syntax or image.is_dir(dest_path)
     if count > 1 and not dest_is_dir:
@@ -300,6 +302,14 @@ def plan_copy(sources: Sequence[tuple[SourceTree, str]], dest: str, *, workdir: 
         p.parents(target)
         p.add(CopyEntry(target, "file", chmod if chmod is not None else 0o644,
                         *(owner or (0, 0)), data=data))
+    for name, path, mtime in downloads:
+        if not name and dest_is_dir:
+            raise ContextError(f"cannot determine a file name from the URL to put it in "
+                               f"{dest!r}: name the file in the destination")
+        target = file_target(name)
+        p.parents(target)
+        p.add(CopyEntry(target, "file", chmod if chmod is not None else 0o600,
+                        *(owner or (0, 0)), mtime, source=path))
     for tree, rel in matched:
         real = tree.view.find(rel or "/")  # a source symlink itself is followed
         if real is None:

@@ -180,7 +180,7 @@ def test_failing_run_is_reported_and_leaves_no_snapshot(
     assert {i.key for i in store.snapshotter.walk()} == before
 
 
-def test_add_extracts_local_archives_and_refuses_urls(
+def test_add_extracts_local_archives_and_copy_refuses_urls(
         builds: Builds, context: ContextFactory, work: Path) -> None:
     src = work / "tree"
     (src / "pkg").mkdir(parents=True)
@@ -191,8 +191,8 @@ def test_add_extracts_local_archives_and_refuses_urls(
                   {"a.tar.gz": (work / "a.tar.gz").read_bytes()})
     image = builds(ctx)
     assert builds.run(image, ["cat", "/opt/pkg/file"])[1] == "inside\n"
-    url = context(f"FROM {BASE}\nADD https://example.com/x /x\n")
-    with pytest.raises(DockerfileError, match="remote URLs are not supported"):
+    url = context(f"FROM {BASE}\nCOPY https://example.com/x /x\n")
+    with pytest.raises(DockerfileError, match="COPY takes files of the build context"):
         builds(url)
 
 
@@ -339,3 +339,81 @@ COPY conf.txt /srv/plain.txt
     ]
     assert lines[len(paths):len(paths) + 2] == ["conf", "b"]
     assert lines[-1].split()[2:4] == ["1234", "4321"]
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Any:
+    """An HTTP server on 127.0.0.1 serving tmp_path/www, with Last-Modified headers."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    http.server.ThreadingHTTPServer.allow_reuse_address = True
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    srv.root = root  # type: ignore[attr-defined]
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_add_url_downloads_like_docker(builds: Builds, context: ContextFactory,
+                                       web: Any) -> None:
+    """ADD <url>: the file as served, mode 0600, mtime from Last-Modified, a remote archive
+    not unpacked, the name from the URL into a directory; --checksum checked; the cache key
+    follows the bytes, not the URL."""
+    import hashlib
+    import io
+
+    (web.root / "hello.txt").write_text("hello from the web\n")
+    os.utime(web.root / "hello.txt", (1_600_000_000, 1_600_000_000))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("inside.txt")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"abc"))
+    (web.root / "a.tar.gz").write_bytes(buf.getvalue())
+    base = f"http://127.0.0.1:{web.server_address[1]}"
+    good = "sha256:" + hashlib.sha256(b"hello from the web\n").hexdigest()
+    dockerfile = f"""FROM {BASE}
+ADD {base}/hello.txt /data/
+ADD --checksum={good} {base}/hello.txt /named.txt
+ADD {base}/a.tar.gz /data/
+"""
+    image = builds(context(dockerfile), tag="added:1")
+    code, out = builds.run(image, ["sh", "-c",
+                                   "stat -c '%n %a %Y %s' /data/hello.txt /named.txt "
+                                   "/data/a.tar.gz; cat /named.txt; ls /data"])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "/data/hello.txt 600 1600000000 19"
+    assert lines[1] == "/named.txt 600 1600000000 19"
+    assert lines[2].startswith("/data/a.tar.gz 600 ")
+    assert lines[3] == "hello from the web"
+    assert sorted(lines[4:]) == ["a.tar.gz", "hello.txt"]  # not unpacked
+    # Same bytes: cached. Changed bytes at the same URL: that step and after run again.
+    builds(context(dockerfile), tag="added:2")
+    assert builds.cached == 3
+    (web.root / "a.tar.gz").write_bytes(b"not a tarball any more")
+    builds(context(dockerfile), tag="added:3")
+    assert builds.cached == 2
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("ADD {base}/missing /x", r"missing: cannot download: HTTP 404"),
+    ("ADD --checksum=sha256:{zeros} {base}/hello.txt /x", r"checksum mismatch"),
+    ("COPY {base}/hello.txt /x", r"COPY takes files of the build context; ADD downloads"),
+    ("ADD git@example.test:repo.git /x", r"only http:// and https:// URLs"),
+    ("ADD {base}/ /dir/", r"cannot determine a file name from the URL"),
+])
+def test_add_url_errors_are_clear(builds: Builds, context: ContextFactory, web: Any,
+                                  line: str, message: str) -> None:
+    (web.root / "hello.txt").write_text("hello\n")
+    base = f"http://127.0.0.1:{web.server_address[1]}"
+    text = f"FROM {BASE}\n" + line.format(base=base, zeros="0" * 64) + "\n"
+    with pytest.raises(DockerfileError, match=message):
+        builds(context(text))
