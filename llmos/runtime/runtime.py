@@ -74,6 +74,14 @@ def parse_signal(sig: str | int) -> int:
         return int(text)
     if not text.startswith("SIG"):
         text = "SIG" + text
+    rt = re.fullmatch(r"SIGRT(MIN|MAX)(?:([+-])(\d+))?", text)
+    if rt is not None:  # Docker's RTMIN+n / RTMAX-n (STOPSIGNAL SIGRTMIN+3 for systemd)
+        base = signal_mod.SIGRTMIN if rt.group(1) == "MIN" else signal_mod.SIGRTMAX
+        offset = int(rt.group(3) or 0) * (-1 if rt.group(2) == "-" else 1)
+        number = int(base) + offset
+        if signal_mod.SIGRTMIN <= number <= signal_mod.SIGRTMAX:
+            return number
+        raise ConfigError(f"signal {sig!r}: outside SIGRTMIN..SIGRTMAX")
     try:
         return int(signal_mod.Signals[text])
     except KeyError:
