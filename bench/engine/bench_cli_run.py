@@ -25,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.integration.conftest import make_busybox_rootfs
 from tests.integration.engine.conftest import Daemon, cleanup
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from peers import PODMAN_ULIMITS, remove_libpod_parents
+
 
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
@@ -85,8 +88,7 @@ def main() -> int:
         if shutil.which("podman"):
             # crun refuses this hybrid host; podman runs with runc here (see shared notes).
             cmds["podman"] = (["podman", "--runtime", "runc", "run", "--rm", "--network",
-                               "none", "--ulimit", "nofile=20000:20000", "--ulimit",
-                               "nproc=32768:32768", "--rootfs", str(rootfs), "true"], None)
+                               "none", *PODMAN_ULIMITS, "--rootfs", str(rootfs), "true"], None)
         # Interleaved, one of each in turn: this VM's speed drifts by tens of percent within
         # a minute, which would otherwise land on one side only.
         times = time_interleaved(cmds, args.n)
@@ -96,18 +98,7 @@ def main() -> int:
             results["ratio_llmos_to_podman"] = (
                 statistics.median(times["llmos"]) / statistics.median(times["podman"]))
         if "podman" in cmds:
-            # conmon leaves empty libpod_parent cgroups behind: remove them (empty only).
-            for parent in Path("/sys/fs/cgroup").glob("*/libpod_parent"):
-                for sub in sorted(parent.rglob("*"), key=lambda p: -len(p.parts)):
-                    if sub.is_dir():
-                        try:
-                            sub.rmdir()
-                        except OSError:
-                            pass
-                try:
-                    parent.rmdir()
-                except OSError:
-                    pass
+            remove_libpod_parents()
         # Memory: daemon RSS growth per running container, and a shim's RSS.
         assert d.proc is not None
         cl = d.client()

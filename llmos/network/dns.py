@@ -275,12 +275,9 @@ class DnsResponder:
                 zone = self._zones.get(listen)
             if zone is None:
                 return
-            try:
-                query = dnsmsg.parse_message(data)
-            except dnsmsg.DnsFormatError:
+            query = _query(data)
+            if query is None:
                 continue  # not answerable: we cannot even echo an id reliably
-            if query.is_response:
-                continue
             reply = answer_locally(zone, query)
             if reply is not None:
                 self._send(sock, reply, peer)
@@ -317,13 +314,8 @@ class DnsResponder:
                     return
                 with self._lock:
                     zone = self._zones.get(listen)
-                if zone is None:
-                    return
-                try:
-                    query = dnsmsg.parse_message(data)
-                except dnsmsg.DnsFormatError:
-                    return
-                if query.is_response:
+                query = _query(data)
+                if zone is None or query is None:
                     return
                 reply = answer_locally(zone, query)
                 if reply is None:
@@ -374,6 +366,15 @@ class DnsResponder:
             self._send(sock, dnsmsg.build_response(query, [], dnsmsg.RCODE_SERVFAIL), peer)
         finally:
             self._forward_slots.release()
+
+
+def _query(data: bytes) -> dnsmsg.Message | None:
+    """A query worth answering, or None (malformed, or a response sent to us)."""
+    try:
+        query = dnsmsg.parse_message(data)
+    except dnsmsg.DnsFormatError:
+        return None
+    return None if query.is_response else query
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import select
 import signal
+import struct
 import subprocess
 import sys
 import tarfile
+import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,15 +132,72 @@ def cleanup(root: Path) -> None:
             eng._release_netns(entry)
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, busybox_tar: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path / "llmos")
+@contextlib.contextmanager
+def own_daemon(root: Path, **kw: Any) -> Iterator[Daemon]:
+    """A started daemon with the test's own settings; stopped and swept afterwards."""
+    d = Daemon(root, **kw)
     d.root.mkdir()
     d.start()
-    d.client().images.import_rootfs(str(busybox_tar), "busybox")
     try:
         yield d
     finally:
         if d.proc is not None:
             d.kill(signal.SIGTERM)
         cleanup(d.root)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, busybox_tar: Path) -> Iterator[Daemon]:
+    with own_daemon(tmp_path / "llmos") as d:
+        d.client().images.import_rootfs(str(busybox_tar), "busybox")
+        yield d
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Any]:
+    """Debian's docker-registry on loopback, plain HTTP (tests/integration/image/conftest)."""
+    from tests.integration.image.conftest import start_registry, stop_registry
+
+    (tmp_path / "registry").mkdir()
+    reg = start_registry(tmp_path / "registry")
+    try:
+        yield reg
+    finally:
+        stop_registry(reg)
+
+
+def run_in_pty(daemon: Any, args: list[str], *, rows: int = 33, cols: int = 77,
+               send: bytes = b"", timeout: float = 30) -> tuple[int, str]:
+    """Run `llmos ARGS` with a pty of the given size as its terminal; (exit code, output).
+    `send` is typed once a shell prompt ("# ") shows."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen([*LLMOS_CLI, *args], stdin=slave,
+                            stdout=slave, stderr=slave, env=daemon.env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    sent = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if send and not sent and b"# " in out:
+                os.write(master, send)
+                sent = True
+            if proc.poll() is not None and not r:
+                break
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return code, out.decode(errors="replace")

@@ -3,17 +3,12 @@ docker-registry), run pulls a missing image, and a missing registry is one clear
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.integration.engine.conftest import Daemon, cleanup
+from tests.integration.engine.conftest import own_daemon
 from tests.integration.image.conftest import (
     NETNS_ADDR,
     PASSWORD,
@@ -26,16 +21,6 @@ from tests.integration.image.conftest import (
     stop_registry,
     stop_token_server,
 )
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    (tmp_path / "registry").mkdir()
-    reg = start_registry(tmp_path / "registry")
-    try:
-        yield reg
-    finally:
-        stop_registry(reg)
 
 
 def test_push_rmi_then_run_pulls(daemon: Any, registry: Registry, tmp_path: Path) -> None:
@@ -94,20 +79,6 @@ def test_login_then_push_to_an_auth_registry(daemon: Any, tmp_path: Path) -> Non
         assert oct(auth.stat().st_mode & 0o777) == "0o600"
     finally:
         stop_registry(reg)
-
-
-@contextlib.contextmanager
-def _own_daemon(root: Path, **kw: Any) -> Iterator[Daemon]:
-    """A daemon started with settings of the test's own (the `daemon` fixture's are fixed)."""
-    d = Daemon(root, **kw)
-    d.root.mkdir()
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.proc is not None:
-            d.kill(signal.SIGTERM)
-        cleanup(d.root)
 
 
 def _one_line(r: Any) -> str:
@@ -175,7 +146,7 @@ def test_insecure_registry_flag(tmp_path: Path, busybox_tar: Path) -> None:
         try:
             other = start_registry(tmp_path / "other", tls=True, netns=ns, addr=NETNS_ADDR)
             try:
-                with _own_daemon(tmp_path / "llmos", netns=ns,
+                with own_daemon(tmp_path / "llmos", netns=ns,
                                  args=("--insecure-registry", listed.host)) as d:
                     d.client().images.import_rootfs(str(busybox_tar), "busybox")
                     ref = f"{listed.host}/tests/bb:1"
@@ -207,7 +178,7 @@ def test_run_nginx_with_no_network_fails_fast_and_says_what_to_do(tmp_path: Path
     with_hosts = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
                   'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts))
     with private_netns(blackhole=True) as ns, \
-            _own_daemon(tmp_path / "llmos", netns=ns, wrap=with_hosts) as d:
+            own_daemon(tmp_path / "llmos", netns=ns, wrap=with_hosts) as d:
         started = time.monotonic()
         line = _one_line(d.cli("run", "--rm", "nginx", "true", timeout=120))
         elapsed = time.monotonic() - started

@@ -4,63 +4,14 @@ runs inside the daemon)."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.integration.engine.conftest import LLMOS_CLI
-from tests.integration.image.conftest import Registry, start_registry, stop_registry
+from tests.integration.engine.conftest import run_in_pty
+from tests.integration.image.conftest import Registry
 
 CURSOR_UP = re.compile(r"\x1b\[\d+A")
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    (tmp_path / "registry").mkdir()
-    reg = start_registry(tmp_path / "registry")
-    try:
-        yield reg
-    finally:
-        stop_registry(reg)
-
-
-def on_pty(daemon: Any, *args: str, timeout: float = 60) -> tuple[int, str]:
-    """`llmos ARGS` with its stdout and stderr on a pseudo-terminal; what it wrote there."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([*LLMOS_CLI, *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=daemon.env)
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(master, 1 << 16)
-            except OSError:  # EIO: every writer of the terminal has closed it
-                break
-            if not data:
-                break
-            chunks.append(data)
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace")
 
 
 def layer_ids(daemon: Any, ref: str) -> list[str]:
@@ -94,7 +45,7 @@ def test_push_plain_lines_per_layer(daemon: Any, registry: Registry) -> None:
 def test_push_on_a_terminal_redraws_in_place(daemon: Any, registry: Registry) -> None:
     ref = f"{registry.host}/tests/progress-tty:1"
     assert daemon.cli("tag", "busybox", ref).returncode == 0
-    code, text = on_pty(daemon, "push", ref)
+    code, text = run_in_pty(daemon, ["push", ref], rows=50, cols=200, timeout=60)
     assert code == 0, text
     assert CURSOR_UP.search(text) and "\r" in text and "\x1b[K" in text, text
     assert "MB/s" in text, text
@@ -124,7 +75,7 @@ def test_load_on_a_terminal_redraws_in_place(daemon: Any, tmp_path: Path) -> Non
     out = tmp_path / "bb.tar"
     assert daemon.cli("save", "-o", str(out), "busybox").returncode == 0
     assert daemon.cli("rmi", "busybox").returncode == 0
-    code, text = on_pty(daemon, "load", "-i", str(out))
+    code, text = run_in_pty(daemon, ["load", "-i", str(out)], rows=50, cols=200, timeout=60)
     assert code == 0, text
     assert CURSOR_UP.search(text) and "\x1b[K" in text, text
     for layer in layer_ids(daemon, "busybox"):

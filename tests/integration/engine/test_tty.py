@@ -2,52 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import select
-import struct
-import subprocess
-import termios
-import time
 from typing import Any
 
-from tests.integration.engine.conftest import LLMOS_CLI
-
-
-def run_in_pty(daemon: Any, args: list[str], *, rows: int = 33, cols: int = 77,
-               send: bytes = b"", timeout: float = 30) -> tuple[int, str]:
-    """Run `llmos ARGS` with a pty of the given size as its terminal; (exit code, output)."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen([*LLMOS_CLI, *args], stdin=slave,
-                            stdout=slave, stderr=slave, env=daemon.env, start_new_session=True)
-    os.close(slave)
-    out = b""
-    sent = False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([master], [], [], 0.1)
-            if r:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            if send and not sent and b"# " in out:
-                os.write(master, send)
-                sent = True
-            if proc.poll() is not None and not r:
-                break
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, out.decode(errors="replace")
+from tests.integration.engine.conftest import run_in_pty
 
 
 def test_tty_and_window_size(daemon: Any) -> None:

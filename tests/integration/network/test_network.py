@@ -27,33 +27,28 @@ def reply(lab: Lab, ns: str, proto: str, host: str, port: int, timeout: str = "2
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def dns_query(lab: Lab, ns: str, server: str, name: str, qtype: int) -> dnsmsg.Message:
-    """Ask ``server`` directly with our own encoder, from inside ``ns``."""
-    code = (
-        "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);"
-        f"s.sendto(bytes.fromhex(sys.argv[1]),({server!r},53));"
-        "print(s.recv(4096).hex())"
-    )
+def dns_query(lab: Lab, ns: str, server: str, name: str, qtype: int,
+              tcp: bool = False) -> dnsmsg.Message:
+    """Ask ``server`` directly with our own encoder, from inside ``ns``; over TCP (RFC 7766
+    framing) as a resolver does after a truncated answer."""
+    if tcp:
+        code = (
+            "import socket,sys;q=bytes.fromhex(sys.argv[1]);"
+            f"s=socket.create_connection(({server!r},53),timeout=3);"
+            "s.sendall(len(q).to_bytes(2,'big')+q);n=int.from_bytes(s.recv(2),'big');b=b''\n"
+            "while len(b)<n: b+=s.recv(n-len(b))\n"
+            "print(b.hex())"
+        )
+    else:
+        code = (
+            "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);"
+            f"s.sendto(bytes.fromhex(sys.argv[1]),({server!r},53));"
+            "print(s.recv(4096).hex())"
+        )
     query = dnsmsg.build_query(name, qtype, ident=4242).hex()
     out = lab.ns_exec(ns, "python3", "-c", code, query)
     msg = dnsmsg.parse_message(bytes.fromhex(out.stdout.strip()))
     assert msg.id == 4242
-    return msg
-
-
-def dns_query_tcp(lab: Lab, ns: str, server: str, name: str, qtype: int) -> dnsmsg.Message:
-    """The same over TCP (RFC 7766 framing), as a resolver does after a truncated answer."""
-    code = (
-        "import socket,sys;q=bytes.fromhex(sys.argv[1]);"
-        f"s=socket.create_connection(({server!r},53),timeout=3);"
-        "s.sendall(len(q).to_bytes(2,'big')+q);n=int.from_bytes(s.recv(2),'big');b=b''\n"
-        "while len(b)<n: b+=s.recv(n-len(b))\n"
-        "print(b.hex())"
-    )
-    query = dnsmsg.build_query(name, qtype, ident=4343).hex()
-    out = lab.ns_exec(ns, "python3", "-c", code, query)
-    msg = dnsmsg.parse_message(bytes.fromhex(out.stdout.strip()))
-    assert msg.id == 4343
     return msg
 
 
@@ -78,9 +73,9 @@ def test_user_network_by_name_alias_and_address(lab: Lab) -> None:
     assert unknown.rcode == dnsmsg.RCODE_NXDOMAIN
     # over TCP too: local names, and other names forwarded over TCP (the fake upstream
     # answers TCP with the next address, so the transport used shows)
-    by_tcp = dns_query_tcp(lab, client.netns, gw, "www", dnsmsg.TYPE_A)
+    by_tcp = dns_query(lab, client.netns, gw, "www", dnsmsg.TYPE_A, tcp=True)
     assert [a.value for a in by_tcp.answers] == [web.ip]
-    forwarded = dns_query_tcp(lab, client.netns, gw, "example.test", dnsmsg.TYPE_A)
+    forwarded = dns_query(lab, client.netns, gw, "example.test", dnsmsg.TYPE_A, tcp=True)
     assert [a.value for a in forwarded.answers] == ["192.0.2.100"]
     assert UPSTREAM_ANSWER == "192.0.2.99"
 
