@@ -13,6 +13,12 @@ cost nothing. Nodes whose free capacity equals their allocatable (no requests at
 kept out of the grid in a per-class ``empty`` set: "open a new node" is a separate decision.
 
 Cordoned nodes are not indexed at all: they can never receive a pod.
+
+Mixed fleets have pods that only the bigger shapes can hold. The index counts them (per node
+and per *home*, the smallest shape that fits them) and, for a shape a strategy *watches*,
+how many of its nodes hold no such pod yet still have room for one: a strategy that keeps
+big machines for big pods needs that count on every placement, and a scan would cost what
+the index is there to save.
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ _TABLES: dict[int, tuple[list[int], list[int]]] = {}
 class NodeClass:
     """All indexed nodes of one (allocatable cpu, allocatable memory) shape."""
 
-    __slots__ = ("cap_cpu", "cap_mem", "cells", "empty", "members", "rowmask", "rows", "size")
+    __slots__ = ("cap_cpu", "cap_mem", "cells", "empty", "homed", "members", "roomy", "rowmask",
+                 "rows", "size", "watch_cpu", "watch_mem")
 
     def __init__(self, cap_cpu: int, cap_mem: int, levels: int) -> None:
         self.cap_cpu = cap_cpu
@@ -79,6 +86,14 @@ class NodeClass:
         self.rowmask: list[int] = [0] * (levels + 1)
         self.rows = 0
         self.empty: dict[int, None] = {}
+        #: Bound pods whose home this shape is (the smallest shape that fits them, counted
+        #: only for pods that do not fit every shape), wherever they run.
+        self.homed = 0
+        #: The room a strategy watches for (see ``FreeIndex.watch``); -1: not watched.
+        self.watch_cpu = -1
+        self.watch_mem = -1
+        #: Indexed members with no large pod and at least the watched room free.
+        self.roomy = 0
 
 
 class FreeIndex:
@@ -113,9 +128,48 @@ class FreeIndex:
             cls.size = cls.cap_cpu / big_cpu + cls.cap_mem / big_mem
         #: Classes from the largest machines to the smallest; ties keep first-seen order.
         self.largest_first: list[NodeClass] = sorted(self.classes, key=lambda c: -c.size)
+        self._smallest_first = self.largest_first[::-1]
+        #: A pod within both of these fits every shape; only larger pods are counted.
+        self.common_cpu = min((c.cap_cpu for c in self.classes), default=0)
+        self.common_mem = min((c.cap_mem for c in self.classes), default=0)
+        #: Pods on each node that do not fit every shape, and whether the node is roomy.
+        self.large_on: list[int] = [0] * len(state.cap)
+        self.is_roomy: list[bool] = [False] * len(state.cap)
         for n in range(len(state.cap)):
             if not state.nodes[n].cordoned:
                 self.moved(n)
+
+    def home(self, cpu_m: int, memory: int) -> NodeClass | None:
+        """The smallest shape that fits a request, or None if every shape does (or none)."""
+        if cpu_m <= self.common_cpu and memory <= self.common_mem:
+            return None
+        for cls in self._smallest_first:
+            if cpu_m <= cls.cap_cpu and memory <= cls.cap_mem:
+                return cls
+        return None
+
+    def large(self, cpu_m: int, memory: int, node: int, delta: int) -> None:
+        """Count (delta=1) or uncount (-1) a pod that does not fit every shape, on ``node``.
+
+        Called by the state before it re-files the node, so ``moved`` sees the new count.
+        """
+        self.large_on[node] += delta
+        home = self.home(cpu_m, memory)
+        if home is not None:
+            home.homed += delta
+
+    def watch(self, cls: NodeClass, cpu_m: int, memory: int) -> None:
+        """Keep ``cls.roomy``: members with no large pod and at least this room free."""
+        if (cls.watch_cpu, cls.watch_mem) == (cpu_m, memory):
+            return
+        cls.watch_cpu, cls.watch_mem = cpu_m, memory
+        cls.roomy = 0
+        st = self._state
+        for n in cls.members:
+            ok = (self.where[n] != NOT_INDEXED and not self.large_on[n]
+                  and st.free_cpu[n] >= cpu_m and st.free_mem[n] >= memory)
+            self.is_roomy[n] = ok
+            cls.roomy += ok
 
     def level(self, free: int, cap: int) -> int:
         """The grid bin of ``free`` out of ``cap``; zero capacity counts as all free."""
@@ -131,6 +185,11 @@ class FreeIndex:
         cls = self.classes[self.class_of[node]]
         fc = st.free_cpu[node]
         fm = st.free_mem[node]
+        if cls.watch_cpu >= 0:
+            ok = not self.large_on[node] and fc >= cls.watch_cpu and fm >= cls.watch_mem
+            if ok is not self.is_roomy[node]:
+                self.is_roomy[node] = ok
+                cls.roomy += 1 if ok else -1
         if fc == cls.cap_cpu and fm == cls.cap_mem:
             new = EMPTY
         else:
@@ -165,6 +224,9 @@ class FreeIndex:
     def drop(self, node: int) -> None:
         """Take ``node`` out of the index (it was cordoned)."""
         cls = self.classes[self.class_of[node]]
+        if self.is_roomy[node]:
+            self.is_roomy[node] = False
+            cls.roomy -= 1
         old = self.where[node]
         if old == EMPTY:
             del cls.empty[node]

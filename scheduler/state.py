@@ -173,7 +173,10 @@ class ClusterState:
         if pod.anti_affinity:
             self.anti_on[node].extend(pod.anti_affinity)
             self.anti_pods += 1
-        self.index.moved(node)
+        idx = self.index
+        if r.cpu_m > idx.common_cpu or r.memory > idx.common_mem:
+            idx.large(r.cpu_m, r.memory, node, 1)
+        idx.moved(node)
 
     def unbind(self, pod_name: str) -> tuple[Pod, int]:
         """Remove a bound pod; returns it and the node it left."""
@@ -207,7 +210,10 @@ class ClusterState:
             for sel in pod.anti_affinity:
                 anti.remove(sel)
             self.anti_pods -= 1
-        self.index.moved(node)
+        idx = self.index
+        if r.cpu_m > idx.common_cpu or r.memory > idx.common_mem:
+            idx.large(r.cpu_m, r.memory, node, -1)
+        idx.moved(node)
         return pod, node
 
     def bind_all(self, placements: Iterable[tuple[Pod, int]]) -> None:

@@ -10,8 +10,10 @@ beat the best node found so far is never opened.
   ``sum_d w_d * (B**slack_d - 1) / (B - 1)`` where ``slack_d`` is the free fraction left after
   the pod lands; B=10 is Nomad's ``20 - (10^cpu + 10^mem)``. The convex form prefers nodes
   left with *balanced* leftovers, so cpu is not stranded on nodes whose memory is gone. Nodes
-  already running pods are always preferred to opening an empty one; which empty node to
-  open is a separate rule (largest class first by default: fewer, bigger nodes).
+  already running pods are preferred to opening an empty one; which empty node to open is a
+  separate rule (largest class first: fewer, bigger nodes). On mixed fleets big machines are
+  kept for the pods only they can hold, in proportion to how many of those run (see
+  ``BinPack``), since a small pod there can strand a big one for good.
 - ``Spread``: the mirror image, most free capacity left (least allocated), exact scores.
 - ``LeastAllocated`` / ``MostAllocated``: Kubernetes' NodeResourcesFit scoring as
   kube-scheduler computes it (integer 0-100 per resource, weighted integer mean) and its
@@ -22,6 +24,7 @@ beat the best node found so far is never opened.
 from __future__ import annotations
 
 import abc
+import math
 import random
 from collections.abc import Callable, Mapping
 
@@ -44,7 +47,7 @@ __all__ = [
 Check = Callable[[int], bool] | None
 _INF = float("inf")
 #: BinPack's ways of keeping big machines for big pods (see ``BinPack``).
-KEEP_BIG = ("never", "seen")
+KEEP_BIG = ("demand", "seen", "never")
 #: Adaptive binpacking: how sharply the scarcer resource gains weight, and the most it gains.
 ADAPT_POWER = 20.0
 ADAPT_MAX = 4.0
@@ -94,16 +97,31 @@ class BinPack(Strategy):
     largest machine shape first (fewest nodes) or the smallest (keep big machines free).
     ``adaptive`` weighs the cluster's scarcer resource more (see ``weights_now``).
 
-    ``keep_big`` says how machines are kept for pods that only they can hold, which matters
-    on mixed fleets: ``seen`` (default: once such a pod has been seen, its machine shape is
-    opened for other pods only as a last resort) or ``never`` (largest machines first,
-    whatever comes later: fewest nodes, but big pods strand unless room is made for them
-    by moving small pods, see ``plan_make_room``).
+    ``keep_big`` says how machines are kept for pods that only they can hold (*large* pods;
+    their *home* is the smallest shape that fits them), which matters on mixed fleets:
+
+    - ``demand`` (default): a home shape keeps a reserve of *roomy* nodes, nodes with no
+      large pod and room for the smallest large pod seen, sized on the large pods running:
+      ``ceil(reserve_growth * running) + reserve_margin``. Other pods may use a roomy node
+      only while the reserve has more than that (best fit still picks the node); when
+      they need a new node they open the next shape down first, then the home shape's
+      surplus, then smaller shapes. Roomy nodes include those a large pod has left, so the
+      reserve refills as large pods come and go. The reserve is a forecast: the large pods
+      still to come are not known, so ``reserve_growth`` says how much their number may
+      grow from now (1.0: double). Too little strands large pods for good, too much leaves
+      big machines idle; 0.5 is the least that left no large pod unplaced on the mixed
+      synthetic trace, seeds 0-9 (docs/scheduler.md has the numbers for other values).
+    - ``seen``: once a large pod has been seen, its home is opened for other pods only as a
+      last resort (nodes it has left are not protected).
+    - ``never``: largest machines first, whatever comes later: fewest nodes, but big pods
+      strand unless room is made for them by moving small pods (see ``plan_make_room``).
     """
 
     name = "binpack"
     _reserved: set[int]
     _reserved_for: object
+    _need: dict[tuple[int, int], tuple[int, int]]
+    _watched: tuple[object, int]
 
     def __init__(
         self,
@@ -112,7 +130,9 @@ class BinPack(Strategy):
         base: float = 10.0,
         open_largest: bool = True,
         adaptive: bool = True,
-        keep_big: str = "seen",
+        keep_big: str = "demand",
+        reserve_growth: float = 0.5,
+        reserve_margin: int = 2,
     ) -> None:
         if base <= 1.0:
             raise InvalidSpec(f"binpack.base: must be > 1, got {base}")
@@ -124,6 +144,10 @@ class BinPack(Strategy):
             raise InvalidSpec(f"binpack.keep_big: must be one of {', '.join(KEEP_BIG)}, "
                               f"got {keep_big!r}")
         self.keep_big = keep_big
+        if reserve_growth < 0 or reserve_margin < 0:
+            raise InvalidSpec("binpack.reserve_growth and reserve_margin: must be >= 0")
+        self.reserve_growth = reserve_growth
+        self.reserve_margin = reserve_margin
         self._power_cache: dict[int, list[float]] = {}
         self.reset(0)
         total = self.wc + self.wm
@@ -165,10 +189,114 @@ class BinPack(Strategy):
 
     def select(self, state: ClusterState, pod: Pod, ok: Check) -> int | None:
         """Best-fit over running nodes via the grid; if none has room, open an empty one."""
+        if self.keep_big == "demand":
+            return self._select_demand(state, pod, ok)
         best = self.best_running(state, pod, ok)
         if best is not None:
             return best
         return self.open_node(state, pod, ok)
+
+    # -- keep_big="demand" -----------------------------------------------------------------
+
+    def reserve_target(self, cls: NodeClass) -> int:
+        """Roomy nodes a home shape keeps for the large pods still to come."""
+        return math.ceil(self.reserve_growth * cls.homed) + self.reserve_margin
+
+    def _select_demand(self, state: ClusterState, pod: Pod, ok: Check) -> int | None:
+        idx = state.index
+        rc, rm = pod.requests.cpu_m, pod.requests.memory
+        home = idx.home(rc, rm) if rc > idx.common_cpu or rm > idx.common_mem else None
+        if home is not None:
+            self._note_need(idx, home, rc, rm)
+            best = self.best_running(state, pod, ok)
+            if best is not None:
+                return best
+            return self._open_home(idx, rc, rm, ok)
+        if not self._need:  # no large pods seen: plain best fit, largest machines first
+            best = self.best_running(state, pod, ok)
+            return best if best is not None else self.open_node(state, pod, ok)
+        self._watch_all(idx)
+        best = self.best_running(state, pod, ok)
+        if best is not None and idx.is_roomy[best]:
+            if not self._surplus(idx.classes[idx.class_of[best]]):
+                # Taking this node would spend the reserve: look again without the roomy
+                # nodes of shapes that have none to spare.
+                roomy, class_of = idx.is_roomy, idx.class_of
+                short = {i for i, c in enumerate(idx.classes)
+                         if c.watch_cpu >= 0 and not self._surplus(c)}
+
+                def spare(n: int) -> bool:
+                    return not (roomy[n] and class_of[n] in short) and (ok is None or ok(n))
+
+                best = self.best_running(state, pod, spare)
+        if best is not None:
+            return best
+        return self._open_other(idx, rc, rm, ok)
+
+    def _surplus(self, cls: NodeClass) -> bool:
+        return cls.roomy > self.reserve_target(cls)
+
+    def _note_need(self, idx: FreeIndex, home: NodeClass, rc: int, rm: int) -> None:
+        """Remember the smallest large pod per home: a roomy node must fit at least that."""
+        shape = (home.cap_cpu, home.cap_mem)
+        old = self._need.get(shape)
+        need = (rc, rm) if old is None else (min(old[0], rc), min(old[1], rm))
+        if need != old:
+            self._need[shape] = need
+            self._watched = (None, 0)  # every index must re-count its roomy nodes
+        self._watch_all(idx)
+
+    def _watch_all(self, idx: FreeIndex) -> None:
+        """Make ``idx`` count roomy nodes for every home seen (once per index and change)."""
+        if self._watched[0] is idx and self._watched[1] == len(self._need):
+            return
+        for cls in idx.classes:
+            need = self._need.get((cls.cap_cpu, cls.cap_mem))
+            if need is not None:
+                idx.watch(cls, *need)
+        self._watched = (idx, len(self._need))
+
+    def _open_home(self, idx: FreeIndex, rc: int, rm: int, ok: Check) -> int | None:
+        """A large pod opens its home shape first, then the larger ones, smallest first."""
+        for cls in reversed(idx.largest_first):
+            if rc <= cls.cap_cpu and rm <= cls.cap_mem:
+                n = self._first_empty(cls, ok)
+                if n is not None:
+                    return n
+        return None
+
+    def _open_other(self, idx: FreeIndex, rc: int, rm: int, ok: Check) -> int | None:
+        """An empty node for a pod that fits every shape it could open, reserves kept.
+
+        Largest shape first, except that a home shape comes after the next shape down: its
+        surplus is committed to small pods as late as possible, when more of the large pods'
+        demand has shown itself. A home shape with no surplus comes last of all.
+        """
+        order: list[NodeClass] = []
+        waiting: list[NodeClass] = []
+        for cls in idx.largest_first:
+            if rc > cls.cap_cpu or rm > cls.cap_mem:
+                continue
+            if cls.watch_cpu >= 0:
+                waiting.append(cls)
+            else:
+                order.append(cls)
+                order.extend(waiting)
+                waiting = []
+        order.extend(waiting)
+        last: list[NodeClass] = []
+        for cls in order:
+            if cls.watch_cpu >= 0 and not self._surplus(cls):
+                last.append(cls)
+                continue
+            n = self._first_empty(cls, ok)
+            if n is not None:
+                return n
+        for cls in last:
+            n = self._first_empty(cls, ok)
+            if n is not None:
+                return n
+        return None
 
     def best_running(self, state: ClusterState, pod: Pod, ok: Check) -> int | None:
         """The best-fitting node that already has requests on it, or None.
@@ -287,6 +415,8 @@ class BinPack(Strategy):
         """Forget which machine shapes are kept back for the pods only they can hold."""
         self._reserved = set()
         self._reserved_for = None
+        self._need = {}
+        self._watched = (None, 0)
 
 
 class Spread(Strategy):

@@ -54,9 +54,15 @@ def render(report: Report) -> str:
         f"{', batches' if report.batch else ''})",
         f"nodes used peak  {report.nodes_used_peak}",
         f"lower bound peak {report.lower_bound_peak}"
-        f"  (ratio {report.ratio:.3f}; 1.000 is perfect)",
-        f"placed           {report.placed} ({report.placed_late} after waiting)",
-        f"pending          {report.pending}",
+        f"  (ratio {report.ratio:.3f}; 1.000 is perfect; from the demand of pods arrived,"
+        " running or waiting)",
+        f"waiting at peak  {report.pending_at_peak}"
+        f" (most waiting at once: {report.pending_max})",
+        f"running bound    {report.running_bound_peak} (the bound over running pods only)",
+        f"placed           {report.placed} ({report.placed_late} after waiting;"
+        f" {report.placed_again} placed again after eviction)",
+        f"pending          {report.pending}"
+        f"{f' ({report.unfit} larger than every node)' if report.unfit else ''}",
         f"preemptions      {report.preemptions}",
         f"moves            {report.moves}",
         f"utilisation      cpu {report.cpu_util_at_peak:.1%}, memory"

@@ -3,7 +3,7 @@ so the scheduler and the simulator's numbers need nothing beyond the standard li
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def plot_utilisation(reports: Sequence[Report], path: str | Path, title: str = "
     return out
 
 
-def plot_bars(labels: Sequence[str], series: dict[str, Sequence[float]], path: str | Path,
+def plot_bars(labels: Sequence[str], series: Mapping[str, Sequence[float]], path: str | Path,
               ylabel: str, title: str, hline: float | None = None,
               ymin: float | None = None, fmt: str = "%.3g") -> Path:
     """Grouped bars: one group per label, one bar per series (e.g. strategy)."""
