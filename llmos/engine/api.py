@@ -248,6 +248,8 @@ class Api:
             "CgroupVersion": {"v2": "2", "hybrid": "1 (hybrid)", "v1": "1"}[detect_mode()],
             "DockerRootDir": str(self.engine.root),
             "ServerVersion": __version__,
+            # Docker's RegistryConfig.InsecureRegistryCIDRs / IndexConfigs, flattened.
+            "InsecureRegistries": sorted(self.engine.registry_config.insecure),
         }
 
     def _create(self, params: dict[str, Any]) -> dict[str, Any]:

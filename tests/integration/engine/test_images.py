@@ -3,6 +3,7 @@ docker-registry), run pulls a missing image, and a missing registry is one clear
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -149,6 +150,8 @@ def test_insecure_registry_flag(tmp_path: Path, busybox_tar: Path) -> None:
                 with own_daemon(tmp_path / "llmos", netns=ns,
                                  args=("--insecure-registry", listed.host)) as d:
                     d.client().images.import_rootfs(str(busybox_tar), "busybox")
+                    info = json.loads(d.cli("info").stdout)
+                    assert info["InsecureRegistries"] == [listed.host]
                     ref = f"{listed.host}/tests/bb:1"
                     assert d.cli("tag", "busybox", ref).returncode == 0
                     r = d.cli("push", ref)
