@@ -489,10 +489,7 @@ class Engine(ExecVerbs):
             with open(cdir / fname, "r+") as f:
                 f.truncate(0)
                 f.write(files[key])
-        port_map: dict[str, list[dict[str, str]]] = {}
-        for b in bindings:
-            port_map.setdefault(f"{b.container_port}/{b.proto}", []).append(
-                {"HostIp": b.host_ip, "HostPort": str(b.host_port)})
+        port_map = _port_map(bindings)
         rec["NetworkSettings"] = {
             "IPAddress": str(ep.ip),
             "Gateway": str(ep.gateway),
@@ -511,6 +508,7 @@ class Engine(ExecVerbs):
             raise InvalidState(f"container {rec['Name'][1:]} must be running on a bridge "
                                "network to connect it to another")
         cname = rec["Name"].lstrip("/")
+        network = self.network().get_network(network).name  # an id (prefix) names it too
         ep = self.network().connect(network, rec["Id"], f"/proc/{rec['State']['Pid']}/ns/net",
                                     name=cname, aliases=list(aliases or []))
         rec["NetworkSettings"]["Networks"][network] = {
@@ -520,8 +518,12 @@ class Engine(ExecVerbs):
 
     def network_disconnect(self, network: str, ref: str) -> None:
         rec = self.get(ref)
-        self.network().disconnect(network, rec["Id"])
+        net = self.network()
+        network = net.get_network(network).name
+        net.disconnect(network, rec["Id"])
         rec["NetworkSettings"]["Networks"].pop(network, None)
+        # Ports published through that network went with it.
+        rec["NetworkSettings"]["Ports"] = _port_map(net.ports(rec["Id"]))
         self.records.save(rec)
 
     def _disconnect(self, cid: str) -> None:
@@ -713,6 +715,15 @@ def _host_memory() -> int:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _port_map(bindings: Iterable[Any]) -> dict[str, list[dict[str, str]]]:
+    """Docker's NetworkSettings.Ports from published bindings."""
+    port_map: dict[str, list[dict[str, str]]] = {}
+    for b in bindings:
+        port_map.setdefault(f"{b.container_port}/{b.proto}", []).append(
+            {"HostIp": b.host_ip, "HostPort": str(b.host_port)})
+    return port_map
 
 
 def _networked(rec: dict[str, Any]) -> bool:

@@ -224,13 +224,17 @@ def test_connect_and_disconnect(lab: tuple[Daemon, str, str]) -> None:
     time.sleep(0.3)
     get = GET.format(srv_ip)
     assert "hello" not in d.cli("exec", "cli", "sh", "-c", get).stdout  # different networks
-    assert d.cli("network", "connect", "side", "cli").returncode == 0
+    # By an id prefix, as Docker resolves network references; recorded under its name.
+    side_id = json.loads(d.cli("network", "inspect", "side").stdout)[0]["Id"][:12]
+    assert d.cli("network", "connect", side_id, "cli").returncode == 0
     r = d.cli("exec", "cli", "sh", "-c", get)
     assert r.stdout.endswith("hello from llmos\n"), r.stdout + r.stderr
     nets = json.loads(d.cli("inspect", "cli").stdout)[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"bridge", "side"}
-    assert d.cli("network", "disconnect", "side", "cli").returncode == 0
+    assert d.cli("network", "disconnect", side_id, "cli").returncode == 0
     assert "hello" not in d.cli("exec", "cli", "sh", "-c", get).stdout
+    nets = json.loads(d.cli("inspect", "cli").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge"}
 
 
 def _mounted(path: Path) -> bool:
